@@ -1,0 +1,35 @@
+"""Route planner and field dispatch optimizer for door-to-door debt-collection visits."""
+
+from dispatch.errors import DispatchError, InputError, InvalidProblemError, NetworkError, RowError
+from dispatch.model import (
+    Case,
+    Collector,
+    Location,
+    Plan,
+    Problem,
+    Reason,
+    Route,
+    Stop,
+    TimeWindow,
+    TravelMode,
+    Unassigned,
+)
+
+__all__ = [
+    "Case",
+    "Collector",
+    "DispatchError",
+    "InputError",
+    "InvalidProblemError",
+    "Location",
+    "NetworkError",
+    "Plan",
+    "Problem",
+    "Reason",
+    "Route",
+    "RowError",
+    "Stop",
+    "TimeWindow",
+    "TravelMode",
+    "Unassigned",
+]

@@ -1,0 +1,378 @@
+"""Frozen, self-validating domain values: cases, collectors, problems and plans.
+
+Times of day are integer seconds from midnight of the plan day in the plan's
+time zone (``Problem.timezone``); ``Problem.to_datetime`` turns them into
+timezone-aware datetimes for output. Money is in integer cents.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dispatch.errors import InvalidProblemError
+
+DAY_S = 24 * 3600
+
+
+class TravelMode(StrEnum):
+    """How a collector moves between visits; each mode has its own road network."""
+
+    WALK = "walk"
+    BIKE = "bike"
+    DRIVE = "drive"
+
+
+class Reason(StrEnum):
+    """Why a case is not on any route (most specific first)."""
+
+    OFF_NETWORK = "OFF_NETWORK"
+    """The address is farther than the snap limit from any road of every usable mode."""
+    NO_QUALIFIED_COLLECTOR = "NO_QUALIFIED_COLLECTOR"
+    """No collector holds all the skills the case requires."""
+    UNREACHABLE = "UNREACHABLE"
+    """No qualified collector can reach the address and get back to their end point."""
+    NO_FEASIBLE_TIME = "NO_FEASIBLE_TIME"
+    """No qualified collector can arrive inside a window and still end the shift on time."""
+    CAPACITY_EXHAUSTED = "CAPACITY_EXHAUSTED"
+    """Feasible alone, but no route had room left for it (time or visit cap)."""
+    NOT_WORTH_TRAVEL = "NOT_WORTH_TRAVEL"
+    """It fits into a route, but the extra travel costs more than the case's value."""
+
+
+def format_clock(seconds: int) -> str:
+    """Format seconds from midnight as ``HH:MM`` (``24:00`` and beyond stay as hours)."""
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours:02d}:{rest // 60:02d}"
+
+
+def parse_clock(text: str) -> int:
+    """Parse ``HH:MM`` (or ``HH:MM:SS``) into seconds from midnight; ``24:00`` is allowed."""
+    parts = text.strip().split(":")
+    if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
+        raise ValueError(f"'{text}' is not a time of day in HH:MM form")
+    hours, minutes = int(parts[0]), int(parts[1])
+    seconds = int(parts[2]) if len(parts) == 3 else 0
+    if minutes > 59 or seconds > 59 or hours * 3600 + minutes * 60 + seconds > DAY_S:
+        raise ValueError(f"'{text}' is not a time of day between 00:00 and 24:00")
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A WGS84 point: latitude and longitude in degrees."""
+
+    lat: float
+    lon: float
+
+    def __post_init__(self) -> None:
+        if not -90.0 <= self.lat <= 90.0:
+            raise InvalidProblemError(f"latitude {self.lat} is outside -90..90")
+        if not -180.0 <= self.lon <= 180.0:
+            raise InvalidProblemError(f"longitude {self.lon} is outside -180..180")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """A span of the plan day, in seconds from midnight; ``start_s <= end_s``."""
+
+    start_s: int
+    end_s: int
+
+    def __post_init__(self) -> None:
+        if self.start_s < 0 or self.end_s > 2 * DAY_S:
+            raise InvalidProblemError(
+                f"time window {format_clock(self.start_s)}-{format_clock(self.end_s)} "
+                "lies outside the plan day"
+            )
+        if self.end_s < self.start_s:
+            raise InvalidProblemError(
+                f"time window {format_clock(self.start_s)}-{format_clock(self.end_s)} "
+                "ends before it starts"
+            )
+
+    @property
+    def duration_s(self) -> int:
+        """Length of the window in seconds."""
+        return self.end_s - self.start_s
+
+    def __str__(self) -> str:
+        return f"{format_clock(self.start_s)}-{format_clock(self.end_s)}"
+
+
+ALL_DAY = TimeWindow(0, DAY_S)
+
+
+def _check_windows(windows: tuple[TimeWindow, ...], owner: str) -> None:
+    if not windows:
+        raise InvalidProblemError(f"{owner} has no time window")
+    ordered = sorted(windows, key=lambda w: w.start_s)
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if after.start_s < before.end_s:
+            raise InvalidProblemError(f"{owner}: time windows {before} and {after} overlap")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """An overdue account that may get a field visit today.
+
+    Parameters
+    ----------
+    id
+        The case-management system's id; unique within a problem.
+    location
+        Where the visit happens (geocoded address).
+    address
+        Postal address as shown to the collector.
+    days_past_due
+        Days since the oldest unpaid instalment fell due (>= 0).
+    amount_cents
+        Amount owed, in cents (>= 0).
+    value_cents
+        What visiting today is worth (for example expected recovery), in cents.
+        Dropping the case costs this much in the objective. Default: the amount.
+    skills
+        Skills the visiting collector must all hold (for example ``legal``).
+    service_s
+        Time at the door in seconds (> 0).
+    windows
+        One or more non-overlapping windows in which the visit may start.
+    preferred_collector
+        Id of the collector who should preferably visit (continuity), if any.
+    """
+
+    id: str
+    location: Location
+    address: str = ""
+    days_past_due: int = 0
+    amount_cents: int = 0
+    value_cents: int | None = None
+    skills: frozenset[str] = frozenset()
+    service_s: int = 15 * 60
+    windows: tuple[TimeWindow, ...] = (ALL_DAY,)
+    preferred_collector: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.id.strip():
+            raise InvalidProblemError("case id is empty")
+        owner = f"case {self.id}"
+        if self.days_past_due < 0:
+            raise InvalidProblemError(f"{owner}: days past due {self.days_past_due} is negative")
+        if self.amount_cents < 0:
+            raise InvalidProblemError(f"{owner}: amount {self.amount_cents} cents is negative")
+        if self.value_cents is None:
+            object.__setattr__(self, "value_cents", self.amount_cents)
+        elif self.value_cents < 0:
+            raise InvalidProblemError(f"{owner}: value {self.value_cents} cents is negative")
+        if self.service_s <= 0:
+            raise InvalidProblemError(f"{owner}: service time {self.service_s} s must be positive")
+        object.__setattr__(self, "skills", frozenset(self.skills))
+        object.__setattr__(self, "windows", tuple(sorted(self.windows, key=lambda w: w.start_s)))
+        _check_windows(self.windows, owner)
+
+    @property
+    def value(self) -> int:
+        """Value in cents (never None after validation)."""
+        assert self.value_cents is not None
+        return self.value_cents
+
+
+@dataclass(frozen=True, slots=True)
+class Collector:
+    """A field collector with a shift, skills, a travel mode and a start and end point."""
+
+    id: str
+    name: str
+    start: Location
+    end: Location
+    shift: TimeWindow
+    skills: frozenset[str] = frozenset()
+    max_visits: int | None = None
+    mode: TravelMode = TravelMode.DRIVE
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.id.strip():
+            raise InvalidProblemError("collector id is empty")
+        owner = f"collector {self.id}"
+        if self.shift.duration_s <= 0:
+            raise InvalidProblemError(f"{owner}: shift {self.shift} has no length")
+        if self.max_visits is not None and self.max_visits < 0:
+            raise InvalidProblemError(f"{owner}: maximum visits {self.max_visits} is negative")
+        try:
+            object.__setattr__(self, "mode", TravelMode(self.mode))
+        except ValueError:
+            modes = ", ".join(m.value for m in TravelMode)
+            raise InvalidProblemError(
+                f"{owner}: travel mode '{self.mode}' is not one of {modes}"
+            ) from None
+        object.__setattr__(self, "skills", frozenset(self.skills))
+
+    def can_serve(self, case: Case) -> bool:
+        """Whether this collector holds every skill the case requires."""
+        return case.skills <= self.skills
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One plan day: the cases to consider and the collectors on duty.
+
+    Travel matrices index points in a fixed order: every case (in ``cases``
+    order), then every collector's start, then every collector's end
+    (see ``points``, ``start_index`` and ``end_index``).
+    """
+
+    date: dt.date
+    timezone: str
+    cases: tuple[Case, ...]
+    collectors: tuple[Collector, ...]
+    _positions: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cases", tuple(self.cases))
+        object.__setattr__(self, "collectors", tuple(self.collectors))
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidProblemError(f"time zone '{self.timezone}' is not known") from None
+        _check_unique((c.id for c in self.cases), "case")
+        _check_unique((c.id for c in self.collectors), "collector")
+        object.__setattr__(self, "_positions", {c.id: i for i, c in enumerate(self.cases)})
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The plan's time zone."""
+        return ZoneInfo(self.timezone)
+
+    def to_datetime(self, seconds: int) -> dt.datetime:
+        """Turn seconds from the plan day's midnight into an aware datetime."""
+        midnight = dt.datetime.combine(self.date, dt.time(0), tzinfo=self.tz)
+        # Add in UTC so that a daylight-saving change during the day is counted right.
+        utc = midnight.astimezone(dt.UTC) + dt.timedelta(seconds=int(seconds))
+        return utc.astimezone(self.tz)
+
+    def points(self) -> tuple[Location, ...]:
+        """All locations in matrix order: cases, collector starts, collector ends."""
+        return (
+            tuple(c.location for c in self.cases)
+            + tuple(k.start for k in self.collectors)
+            + tuple(k.end for k in self.collectors)
+        )
+
+    def case_index(self, case_id: str) -> int:
+        """Matrix index of a case."""
+        return self._positions[case_id]
+
+    def start_index(self, collector_position: int) -> int:
+        """Matrix index of the start of the collector at this position in ``collectors``."""
+        return len(self.cases) + collector_position
+
+    def end_index(self, collector_position: int) -> int:
+        """Matrix index of the end of the collector at this position in ``collectors``."""
+        return len(self.cases) + len(self.collectors) + collector_position
+
+    def case(self, case_id: str) -> Case:
+        """The case with this id."""
+        return self.cases[self._positions[case_id]]
+
+    def collector(self, collector_id: str) -> Collector:
+        """The collector with this id."""
+        for collector in self.collectors:
+            if collector.id == collector_id:
+                return collector
+        raise KeyError(collector_id)
+
+    def collector_position(self, collector_id: str) -> int:
+        """Position of the collector in ``collectors``."""
+        for position, collector in enumerate(self.collectors):
+            if collector.id == collector_id:
+                return position
+        raise KeyError(collector_id)
+
+    def modes(self) -> tuple[TravelMode, ...]:
+        """Travel modes used by at least one collector, in a stable order."""
+        used = {k.mode for k in self.collectors}
+        return tuple(m for m in TravelMode if m in used)
+
+
+def _check_unique(ids: Iterable[str], kind: str) -> None:
+    seen: set[str] = set()
+    for item in ids:
+        if item in seen:
+            raise InvalidProblemError(f"{kind} id '{item}' appears more than once")
+        seen.add(item)
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A timed visit on a route.
+
+    ``arrival_s`` is when the collector reaches the door, ``start_s`` when the
+    visit starts (after waiting ``wait_s`` for the window to open) and
+    ``end_s`` when it ends. ``travel_time_s`` and ``distance_m`` describe the
+    leg that leads to this stop.
+    """
+
+    case_id: str
+    arrival_s: int
+    start_s: int
+    end_s: int
+    travel_time_s: int
+    distance_m: int
+
+    @property
+    def wait_s(self) -> int:
+        """Seconds waited at the door before the window opens."""
+        return self.start_s - self.arrival_s
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One collector's day: leave the start, visit stops in order, reach the end."""
+
+    collector_id: str
+    start_s: int
+    end_s: int
+    stops: tuple[Stop, ...]
+    travel_time_s: int
+    distance_m: int
+    return_travel_time_s: int = 0
+    return_distance_m: int = 0
+
+    @property
+    def case_ids(self) -> tuple[str, ...]:
+        """Visited case ids in order."""
+        return tuple(s.case_id for s in self.stops)
+
+
+@dataclass(frozen=True, slots=True)
+class Unassigned:
+    """A case not on any route, with the reason code and a sentence for people."""
+
+    case_id: str
+    reason: Reason
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The day's routes and every case that is not on one."""
+
+    routes: tuple[Route, ...]
+    unassigned: tuple[Unassigned, ...]
+    objective: int = 0
+    solve_time_s: float = 0.0
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def route_of(self, collector_id: str) -> Route | None:
+        """The route of a collector, if any."""
+        for route in self.routes:
+            if route.collector_id == collector_id:
+                return route
+        return None
+
+    def assigned_case_ids(self) -> set[str]:
+        """Ids of the cases on some route."""
+        return {s.case_id for r in self.routes for s in r.stops}
