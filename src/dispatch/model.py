@@ -142,6 +142,9 @@ class Case:
         One or more non-overlapping windows in which the visit may start.
     preferred_collector
         Id of the collector who should preferably visit (continuity), if any.
+    flags
+        Case flags from the case-management system (for example ``dispute``);
+        a compliance policy may block visits for some of them.
     """
 
     id: str
@@ -154,6 +157,7 @@ class Case:
     service_s: int = 15 * 60
     windows: tuple[TimeWindow, ...] = (ALL_DAY,)
     preferred_collector: str | None = None
+    flags: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():
@@ -170,6 +174,7 @@ class Case:
         if self.service_s <= 0:
             raise InvalidProblemError(f"{owner}: service time {self.service_s} s must be positive")
         object.__setattr__(self, "skills", frozenset(self.skills))
+        object.__setattr__(self, "flags", frozenset(self.flags))
         object.__setattr__(self, "windows", tuple(sorted(self.windows, key=lambda w: w.start_s)))
         _check_windows(self.windows, owner)
 
