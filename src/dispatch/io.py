@@ -124,7 +124,6 @@ class ReadResult(Generic[T]):
 class _Table:
     """How to read one kind of record: its columns and how to build an item from a row."""
 
-    kind: str
     id_column: str
     required: tuple[str, ...]
     point_columns: tuple[str, str]
@@ -253,10 +252,6 @@ def _parse_service_min(text: str) -> int:
     return seconds
 
 
-def _parse_clock(text: str) -> int:
-    return parse_clock(text)
-
-
 def _parse_windows(text: str) -> tuple[TimeWindow, ...]:
     windows = []
     for part in (p.strip() for p in text.split(";")):
@@ -380,8 +375,8 @@ def _collector_from_row(row: _Row) -> Collector | None:
     elif given:
         missing = "end_lon" if given == ["end_lat"] else "end_lat"
         row.error(missing, f"{missing} is empty but {given[0]} is given: give both or neither")
-    shift_start = row.parse("shift_start", _parse_clock, required=True)
-    shift_end = row.parse("shift_end", _parse_clock, required=True)
+    shift_start = row.parse("shift_start", parse_clock, required=True)
+    shift_end = row.parse("shift_end", parse_clock, required=True)
     shift = None
     if shift_start is not None and shift_end is not None:
         span = f"{format_clock(shift_start)}-{format_clock(shift_end)}"
@@ -421,14 +416,12 @@ def _collector_from_row(row: _Row) -> Collector | None:
 
 
 _CASES = _Table(
-    kind="case",
     id_column="case_id",
     required=("case_id", "lat", "lon", "days_past_due", "amount"),
     point_columns=("lat", "lon"),
     build=_case_from_row,
 )
 _COLLECTORS = _Table(
-    kind="collector",
     id_column="collector_id",
     required=("collector_id", "start_lat", "start_lon", "shift_start", "shift_end", "mode"),
     point_columns=("start_lat", "start_lon"),
