@@ -8,6 +8,7 @@ timezone-aware datetimes for output. Money is in integer cents.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -110,7 +111,7 @@ def _check_windows(windows: tuple[TimeWindow, ...], owner: str) -> None:
     if not windows:
         raise InvalidProblemError(f"{owner} has no time window")
     ordered = sorted(windows, key=lambda w: w.start_s)
-    for before, after in zip(ordered, ordered[1:], strict=False):
+    for before, after in itertools.pairwise(ordered):
         if after.start_s < before.end_s:
             raise InvalidProblemError(f"{owner}: time windows {before} and {after} overlap")
 

