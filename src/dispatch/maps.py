@@ -1,0 +1,563 @@
+"""Leaflet maps of a plan: the dispatcher's overview and one phone page per collector."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import folium
+
+from dispatch.itinerary import Itinerary, ItineraryStop, navigation_links
+from dispatch.model import (
+    ALL_DAY,
+    Collector,
+    Location,
+    Plan,
+    Problem,
+    TimeWindow,
+    TravelMode,
+    format_clock,
+)
+
+# Qualitative palette (Tableau 10 without its grey, plus navy and black): grey marks
+# unassigned cases. Collectors beyond its length reuse colours; layers tell them apart.
+PALETTE: tuple[str, ...] = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#000000",
+)
+UNASSIGNED_COLOUR = "#7f7f7f"
+
+_MODE_WORDS = {TravelMode.WALK: "walking", TravelMode.BIKE: "cycling", TravelMode.DRIVE: "driving"}
+_APP_NAMES = {"google": "Google Maps", "apple": "Apple Maps", "osm": "OpenStreetMap"}
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+_MARKER_CSS = """
+.dispatch-stop, .dispatch-end {
+  display: flex; align-items: center; justify-content: center;
+  width: 26px; height: 26px; box-sizing: border-box;
+  border: 2px solid #fff; box-shadow: 0 0 3px rgba(0, 0, 0, 0.6);
+  font: bold 13px/1 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+}
+.dispatch-stop { border-radius: 50%; }
+.dispatch-end { border-radius: 4px; }
+.dispatch-popup { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+.dispatch-popup th { text-align: left; padding-right: 8px; font-weight: 600; }
+"""
+
+_LEGEND_CSS = """
+.dispatch-legend {
+  position: fixed; left: 10px; bottom: 24px; z-index: 1000; max-height: 60vh; overflow: auto;
+  background: rgba(255, 255, 255, 0.95); padding: 8px 10px; border-radius: 6px;
+  box-shadow: 0 1px 5px rgba(0, 0, 0, 0.4);
+  font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+}
+.dispatch-legend h2 { font-size: 14px; margin: 0 0 4px; }
+.dispatch-legend table { border-collapse: collapse; }
+.dispatch-legend td { padding: 1px 6px 1px 0; white-space: nowrap; }
+.dispatch-legend td.num { text-align: right; }
+.dispatch-swatch {
+  display: inline-block; width: 12px; height: 12px; border-radius: 2px; vertical-align: -1px;
+}
+"""
+
+_PAGE_CSS = """
+html, body { height: auto; min-height: 100%; }
+body {
+  display: flex; flex-direction: column; background: #f6f6f6; color: #1b1b1b;
+  font: 16px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+}
+.dispatch-header { order: 0; padding: 10px 14px; background: #fff; border-bottom: 1px solid #ddd; }
+.dispatch-header h1 { font-size: 1.15rem; margin: 0; }
+.dispatch-header p { margin: 2px 0 0; color: #444; font-size: 0.9rem; }
+.folium-map { order: 1; flex: 0 0 auto; height: 50vh !important; min-height: 260px; }
+.dispatch-stops { order: 2; margin: 0; padding: 8px 10px 24px; list-style: none; }
+.dispatch-stops li {
+  display: flex; gap: 10px; background: #fff; border-radius: 8px; margin: 8px 0;
+  padding: 10px 12px; box-shadow: 0 1px 2px rgba(0, 0, 0, 0.15);
+}
+.dispatch-stops .dispatch-stop { flex: 0 0 auto; width: 32px; height: 32px; font-size: 15px; }
+.dispatch-stops .eta { font-weight: 700; }
+.dispatch-stops .address { font-size: 1.05rem; }
+.dispatch-stops .meta { color: #555; font-size: 0.9rem; }
+.dispatch-stops .nav { margin-top: 6px; display: flex; flex-wrap: wrap; gap: 6px; }
+.dispatch-stops .nav a {
+  display: inline-block; padding: 6px 10px; border-radius: 6px; background: #eef2f7;
+  color: #0b4f9c; text-decoration: none; font-size: 0.9rem;
+}
+.dispatch-stops li.end { background: transparent; box-shadow: none; color: #444; }
+@media (min-width: 900px) {
+  body { flex-direction: row; flex-wrap: wrap; height: 100%; }
+  .dispatch-header { flex: 0 0 100%; box-sizing: border-box; }
+  .folium-map { flex: 1 1 60%; height: calc(100vh - 70px) !important; }
+  .dispatch-stops { flex: 0 0 38%; height: calc(100vh - 70px); overflow-y: auto;
+                    box-sizing: border-box; }
+}
+"""
+
+# Tapping a stop in the list shows it on the map.
+_PAGE_SCRIPT = """
+window.addEventListener("load", function () {
+  var map = window[%(map)s];
+  var markers = %(markers)s;
+  document.querySelectorAll(".dispatch-stops [data-stop]").forEach(function (item) {
+    item.addEventListener("click", function (event) {
+      if (event.target.closest("a")) { return; }
+      var marker = window[markers[item.getAttribute("data-stop")]];
+      if (!map || !marker) { return; }
+      map.setView(marker.getLatLng(), Math.max(map.getZoom(), 17));
+      marker.openPopup();
+      window.scrollTo({ top: 0, behavior: "smooth" });
+    });
+  });
+});
+"""
+
+
+def colour_of(position: int) -> str:
+    """Return the map colour of the collector at this position in ``problem.collectors``."""
+    return PALETTE[position % len(PALETTE)]
+
+
+def page_filename(collector_id: str) -> str:
+    """Return a safe, unique file name for a collector's page.
+
+    Ids made of letters, digits, ``.``, ``_`` and ``-`` are kept as they are;
+    any other id gets its unsafe characters replaced and a short hash of the
+    id appended, so that two ids never share a page.
+    """
+    safe = _SAFE_NAME.sub("_", collector_id).lstrip(".")
+    if safe != collector_id or not safe:
+        digest = hashlib.sha1(collector_id.encode("utf-8")).hexdigest()[:8]
+        safe = f"{safe}-{digest}" if safe else digest
+    return f"{safe}.html"
+
+
+def render_overview(
+    problem: Problem,
+    plan: Plan,
+    itineraries: Sequence[Itinerary],
+    path: Path,
+    *,
+    page_links: Mapping[str, str] | None = None,
+) -> Path:
+    """Draw every route, stop and unassigned case on one map for the dispatcher.
+
+    Each collector gets a colour and a layer (road line, numbered stops,
+    start and end); unassigned cases are grey in a layer of their own, their
+    popups giving the reason. A legend lists collectors with visits and
+    travel time.
+
+    Parameters
+    ----------
+    problem
+        The plan day.
+    plan
+        The plan drawn (its unassigned cases are shown).
+    itineraries
+        The plan's itineraries, from ``build_itineraries``.
+    path
+        The HTML file to write.
+    page_links
+        Optional link per collector id (for example to their page), used in the legend.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    positions = {k.id: i for i, k in enumerate(problem.collectors)}
+    fmap = _new_map(f"Dispatch plan {problem.date.isoformat()}")
+    bounds: list[tuple[float, float]] = []
+    for itinerary in itineraries:
+        colour = colour_of(positions[itinerary.collector.id])
+        layer = folium.FeatureGroup(name=_layer_name(itinerary), show=True)
+        _draw_itinerary(layer, itinerary, colour, for_collector=False)
+        layer.add_to(fmap)
+        bounds.extend(_itinerary_points(itinerary))
+    if plan.unassigned:
+        layer = folium.FeatureGroup(name=f"Unassigned ({len(plan.unassigned)})", show=True)
+        for item in plan.unassigned:
+            case = problem.case(item.case_id)
+            popup = _table(
+                f"Unassigned: {case.id}",
+                [
+                    ("Case", case.id),
+                    ("Address", case.address or "-"),
+                    ("Window", _windows(case.windows)),
+                    ("Reason", item.reason.value),
+                    ("Detail", item.detail or "-"),
+                ],
+            )
+            folium.CircleMarker(
+                (case.location.lat, case.location.lon),
+                radius=7,
+                color="#ffffff",
+                weight=2,
+                fill=True,
+                fill_color=UNASSIGNED_COLOUR,
+                fill_opacity=0.95,
+                popup=folium.Popup(popup, max_width=320),
+                tooltip=_escape(f"{case.id}: {item.reason.value}"),
+            ).add_to(layer)
+            bounds.append((case.location.lat, case.location.lon))
+        layer.add_to(fmap)
+    # A long list of collectors would cover the map; it folds away past a dozen.
+    folium.LayerControl(collapsed=len(itineraries) > 12).add_to(fmap)
+    root = _figure(fmap)
+    root.header.add_child(folium.Element(f"<style>{_MARKER_CSS}{_LEGEND_CSS}</style>"))
+    root.html.add_child(folium.Element(_legend(problem, plan, itineraries, page_links or {})))
+    _fit(fmap, bounds or [(k.start.lat, k.start.lon) for k in problem.collectors])
+    return _save(fmap, path)
+
+
+def render_collector_page(problem: Problem, itinerary: Itinerary, path: Path) -> Path:
+    """Write a collector's phone page: their route on a map and the ordered list of stops.
+
+    The page shows only what the visits need: case id, address, window,
+    ETA, service minutes, required skills and navigation links. It never
+    shows amounts, values or other collectors.
+
+    Parameters
+    ----------
+    problem
+        The plan day.
+    itinerary
+        The collector's itinerary.
+    path
+        The HTML file to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    collector = itinerary.collector
+    colour = colour_of(problem.collector_position(collector.id))
+    title = f"{collector.name or collector.id}: {problem.date.isoformat()}"
+    fmap = _new_map(title)
+    markers = _draw_itinerary(fmap, itinerary, colour, for_collector=True)
+    root = _figure(fmap)
+    root.header.add_child(folium.Element(f"<style>{_MARKER_CSS}{_PAGE_CSS}</style>"))
+    root.html.add_child(folium.Element(_page_header(problem, itinerary)))
+    root.html.add_child(folium.Element(_stop_list(itinerary, colour)))
+    script = _PAGE_SCRIPT % {"map": json.dumps(fmap.get_name()), "markers": json.dumps(markers)}
+    root.html.add_child(folium.Element(f"<script>{script}</script>"))
+    _fit(fmap, _itinerary_points(itinerary))
+    return _save(fmap, path)
+
+
+def write_maps(
+    problem: Problem, plan: Plan, itineraries: Sequence[Itinerary], out_dir: Path
+) -> list[Path]:
+    """Write ``overview.html`` and ``collectors/<collector>.html`` into a folder.
+
+    Parameters
+    ----------
+    problem
+        The plan day.
+    plan
+        The plan.
+    itineraries
+        The plan's itineraries; each gets a page (see ``page_filename``).
+    out_dir
+        Folder to write into (created if missing).
+
+    Returns
+    -------
+    list[Path]
+        The overview first, then the collector pages in itinerary order.
+    """
+    out_dir = Path(out_dir)
+    pages_dir = out_dir / "collectors"
+    pages_dir.mkdir(parents=True, exist_ok=True)
+    names = {it.collector.id: page_filename(it.collector.id) for it in itineraries}
+    pages = [
+        render_collector_page(problem, it, pages_dir / names[it.collector.id]) for it in itineraries
+    ]
+    links = {collector_id: f"collectors/{name}" for collector_id, name in names.items()}
+    overview = render_overview(
+        problem, plan, itineraries, out_dir / "overview.html", page_links=links
+    )
+    return [overview, *pages]
+
+
+def _new_map(title: str) -> folium.Map:
+    fmap = folium.Map(tiles="OpenStreetMap", control_scale=True)
+    _figure(fmap).title = _escape(title)
+    return fmap
+
+
+def _figure(fmap: folium.Map) -> folium.Figure:
+    root = fmap.get_root()
+    assert isinstance(root, folium.Figure)
+    return root
+
+
+def _draw_itinerary(
+    parent: folium.Map | folium.FeatureGroup,
+    itinerary: Itinerary,
+    colour: str,
+    *,
+    for_collector: bool,
+) -> dict[str, str]:
+    """Add the road line, numbered stops and start/end marks; return marker names by number."""
+    collector = itinerary.collector
+    folium.PolyLine(
+        [(lat, lon) for lon, lat in itinerary.coords],
+        color=colour,
+        weight=5,
+        opacity=0.8,
+        tooltip=_escape(
+            f"{_collector_label(collector)}: {itinerary.visits} visits, "
+            f"{_duration(itinerary.travel_time_s)} travel"
+        ),
+    ).add_to(parent)
+    _draw_ends(parent, itinerary, colour)
+    markers = {}
+    for item in itinerary.stops:
+        case = item.case
+        marker = folium.Marker(
+            (case.location.lat, case.location.lon),
+            icon=_number_icon(item.number, colour, case.id, collector.id),
+            popup=folium.Popup(
+                _stop_popup(item, collector, for_collector=for_collector), max_width=320
+            ),
+            tooltip=_escape(f"{item.number}. {case.id} ETA {format_clock(item.stop.arrival_s)}"),
+        )
+        marker.add_to(parent)
+        markers[str(item.number)] = marker.get_name()
+    return markers
+
+
+def _draw_ends(parent: folium.Map | folium.FeatureGroup, itinerary: Itinerary, colour: str) -> None:
+    collector = itinerary.collector
+    start = ("Start", format_clock(itinerary.start_s))
+    end = ("End", format_clock(itinerary.finish_s))
+    if collector.start == collector.end:
+        ends = [(collector.start, "S", [start, end])]
+    else:
+        ends = [(collector.start, "S", [start]), (collector.end, "E", [end])]
+    for location, label, rows in ends:
+        folium.Marker(
+            (location.lat, location.lon),
+            icon=folium.DivIcon(
+                html=(
+                    f'<div class="dispatch-end" data-collector="{_escape(collector.id)}" '
+                    f'style="{_fill(colour)}">{label}</div>'
+                ),
+                icon_size=(26, 26),
+                icon_anchor=(13, 13),
+            ),
+            popup=folium.Popup(_table(_collector_label(collector), rows), max_width=280),
+            tooltip=_escape(
+                f"{_collector_label(collector)}: " + ", ".join(f"{k} {v}" for k, v in rows)
+            ),
+            # Stops drawn at the start point stay clickable above it.
+            z_index_offset=-100,
+        ).add_to(parent)
+
+
+def _number_icon(number: int, colour: str, case_id: str, collector_id: str) -> folium.DivIcon:
+    return folium.DivIcon(
+        html=(
+            f'<div class="dispatch-stop" data-number="{number}" data-case="{_escape(case_id)}" '
+            f'data-collector="{_escape(collector_id)}" style="{_fill(colour)}">{number}</div>'
+        ),
+        icon_size=(26, 26),
+        icon_anchor=(13, 13),
+    )
+
+
+def _stop_popup(item: ItineraryStop, collector: Collector, *, for_collector: bool) -> str:
+    case, stop = item.case, item.stop
+    rows = [
+        ("Case", case.id),
+        ("Address", case.address or "-"),
+        ("Window", _windows(case.windows)),
+        ("ETA", format_clock(stop.arrival_s)),
+        ("Wait", _minutes(stop.wait_s)),
+        ("Visit", f"{format_clock(stop.start_s)}-{format_clock(stop.end_s)}"),
+        ("Service", _minutes(case.service_s)),
+    ]
+    if case.skills:
+        rows.append(("Skills", ", ".join(sorted(case.skills))))
+    if not for_collector:
+        rows.append(("Collector", _collector_label(collector)))
+    body = _table(f"Stop {item.number}: {case.id}", rows)
+    if for_collector:
+        body += _nav_links(case.location, collector)
+    return body
+
+
+def _table(title: str, rows: Iterable[tuple[str, str]]) -> str:
+    cells = "".join(f"<tr><th>{_escape(k)}</th><td>{_escape(v)}</td></tr>" for k, v in rows)
+    return f'<div class="dispatch-popup"><b>{_escape(title)}</b><table>{cells}</table></div>'
+
+
+def _nav_links(location: Location, collector: Collector) -> str:
+    links = navigation_links(location, mode=collector.mode)
+    anchors = "".join(
+        f'<a href="{_escape(links[app])}" target="_blank" rel="noopener">{name}</a>'
+        for app, name in _APP_NAMES.items()
+    )
+    return f'<div class="nav">{anchors}</div>'
+
+
+def _legend(
+    problem: Problem,
+    plan: Plan,
+    itineraries: Sequence[Itinerary],
+    page_links: Mapping[str, str],
+) -> str:
+    by_collector = {it.collector.id: it for it in itineraries}
+    rows = []
+    for position, collector in enumerate(problem.collectors):
+        itinerary = by_collector.get(collector.id)
+        label = _escape(_collector_label(collector))
+        if collector.id in page_links:
+            label = f'<a href="{_escape(page_links[collector.id])}">{label}</a>'
+        visits = itinerary.visits if itinerary else 0
+        travel = _duration(itinerary.travel_time_s) if itinerary else "-"
+        rows.append(
+            f'<tr data-collector="{_escape(collector.id)}">'
+            f'<td><span class="dispatch-swatch" style="background:{colour_of(position)}">'
+            f"</span></td><td>{label}</td>"
+            f'<td class="num">{visits} visits</td><td class="num">{travel}</td></tr>'
+        )
+    if plan.unassigned:
+        rows.append(
+            f'<tr><td><span class="dispatch-swatch" style="background:{UNASSIGNED_COLOUR}">'
+            f'</span></td><td>Unassigned</td><td class="num">{len(plan.unassigned)} cases</td>'
+            "<td></td></tr>"
+        )
+    visits = sum(it.visits for it in itineraries)
+    travel = _duration(sum(it.travel_time_s for it in itineraries))
+    return (
+        f'<div class="dispatch-legend"><h2>{_escape(problem.date.isoformat())}: '
+        f"{visits} visits, {travel} travel</h2><table>{''.join(rows)}</table></div>"
+    )
+
+
+def _page_header(problem: Problem, itinerary: Itinerary) -> str:
+    collector = itinerary.collector
+    summary = (
+        f"{problem.date.strftime('%a %d %b %Y')} · {itinerary.visits} visits · "
+        f"{_duration(itinerary.travel_time_s)} {_MODE_WORDS[collector.mode]} · "
+        f"{itinerary.distance_m / 1000:.1f} km · "
+        f"{format_clock(itinerary.start_s)}-{format_clock(itinerary.finish_s)} "
+        f"({problem.timezone})"
+    )
+    return (
+        f'<header class="dispatch-header"><h1>{_escape(_collector_label(collector))}</h1>'
+        f"<p>{_escape(summary)}</p></header>"
+    )
+
+
+def _stop_list(itinerary: Itinerary, colour: str) -> str:
+    collector = itinerary.collector
+    items = [
+        f'<li class="end"><div>Leave the start at <b>{format_clock(itinerary.start_s)}</b>'
+        "</div></li>"
+    ]
+    for item in itinerary.stops:
+        case, stop = item.case, item.stop
+        wait = f" · wait {_minutes(stop.wait_s)}" if stop.wait_s > 0 else ""
+        skills = f" · skills: {', '.join(sorted(case.skills))}" if case.skills else ""
+        items.append(
+            f'<li data-stop="{item.number}" data-case="{_escape(case.id)}">'
+            f'<div class="dispatch-stop" style="{_fill(colour)}">{item.number}</div><div>'
+            f'<div><span class="eta">ETA {format_clock(stop.arrival_s)}</span>'
+            f"{_escape(wait)} · window {_escape(_windows(case.windows))}</div>"
+            f'<div class="address">{_escape(case.address or "(no address)")}</div>'
+            f'<div class="meta">Case {_escape(case.id)} · {_minutes(case.service_s)} at the door'
+            f"{_escape(skills)}</div>"
+            f"{_nav_links(case.location, collector)}</div></li>"
+        )
+    items.append(
+        f'<li class="end"><div>Back at the end point by <b>{format_clock(itinerary.finish_s)}</b>'
+        "</div></li>"
+    )
+    return f'<ol class="dispatch-stops">{"".join(items)}</ol>'
+
+
+def _itinerary_points(itinerary: Itinerary) -> list[tuple[float, float]]:
+    return [(lat, lon) for lon, lat in itinerary.coords]
+
+
+def _fit(fmap: folium.Map, points: Sequence[tuple[float, float]]) -> None:
+    if not points:
+        return
+    lats = [p[0] for p in points]
+    lons = [p[1] for p in points]
+    fmap.fit_bounds([(min(lats), min(lons)), (max(lats), max(lons))], padding=(20, 20))
+
+
+def _save(fmap: folium.Map, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = _figure(fmap).render()
+    # Write beside the target and rename, so that a reader never sees half a page.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _layer_name(itinerary: Itinerary) -> str:
+    return _escape(f"{_collector_label(itinerary.collector)} ({itinerary.visits})")
+
+
+def _collector_label(collector: Collector) -> str:
+    if collector.name and collector.name != collector.id:
+        return f"{collector.name} ({collector.id})"
+    return collector.id
+
+
+def _windows(windows: Sequence[TimeWindow]) -> str:
+    if tuple(windows) == (ALL_DAY,):
+        return "any time"
+    return ", ".join(str(w) for w in windows)
+
+
+def _minutes(seconds: int) -> str:
+    return f"{round(seconds / 60)} min"
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(round(seconds / 60), 60)
+    return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
+
+
+def _fill(colour: str) -> str:
+    return f"background:{colour};color:{_ink(colour)}"
+
+
+def _ink(colour: str) -> str:
+    """Black or white, whichever reads better on the colour (relative luminance)."""
+    red, green, blue = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    return "#000000" if luminance > 0.5 else "#ffffff"
+
+
+def _escape(text: str) -> str:
+    # Popups and tooltips land inside JavaScript template literals: neutralise ` and ${ too.
+    return html.escape(str(text), quote=True).replace("`", "&#96;").replace("$", "&#36;")
