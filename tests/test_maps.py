@@ -1,0 +1,357 @@
+"""Maps of a plan on the real Helsinki walking network: what the dispatcher and collectors see."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from dispatch.explain import time_route
+from dispatch.itinerary import Itinerary, build_itineraries
+from dispatch.maps import (
+    PALETTE,
+    colour_of,
+    page_filename,
+    render_collector_page,
+    render_overview,
+    write_maps,
+)
+from dispatch.matrix import build_matrix
+from dispatch.model import (
+    Case,
+    Collector,
+    Location,
+    Plan,
+    Problem,
+    Reason,
+    TimeWindow,
+    TravelMode,
+    Unassigned,
+)
+from dispatch.network import load_network
+
+WALK = TravelMode.WALK
+SHIFT = TimeWindow(8 * 3600, 16 * 3600)
+ROUTES = {"K1": ["MAP-11", "MAP-12", "MAP-13"], "K/2 ö": ["MAP-21", "MAP-22"]}
+AMOUNTS_CENTS = {"MAP-11": 7_316_955, "MAP-12": 4_830_117, "MAP-13": 2_295_903}
+TRICKY_ADDRESS = "Bulevardi 5 `B` <b>14</b> & ${alert(1)}"
+
+
+def case(case_id: str, lat: float, lon: float, **kw) -> Case:
+    kw.setdefault("address", f"{case_id} Mannerheimintie")
+    kw.setdefault("amount_cents", AMOUNTS_CENTS.get(case_id, 100_000))
+    return Case(case_id, Location(lat, lon), **kw)
+
+
+@pytest.fixture(scope="module")
+def problem() -> Problem:
+    cases = (
+        case("MAP-11", 60.16912, 24.94102, windows=(TimeWindow(9 * 3600, 11 * 3600),)),
+        case("MAP-12", 60.17205, 24.94634, skills={"legal"}, address=TRICKY_ADDRESS),
+        case(
+            "MAP-13",
+            60.17488,
+            24.94210,
+            windows=(TimeWindow(8 * 3600, 9 * 3600), TimeWindow(13 * 3600, 15 * 3600)),
+        ),
+        case("MAP-21", 60.16603, 24.94987),
+        case("MAP-22", 60.16820, 24.95135),
+        case("MAP-91", 60.17020, 24.93790, skills={"swedish"}),
+        case("MAP-92", 60.17700, 24.95050),
+    )
+    home = Location(60.17098, 24.94128)
+    collectors = (
+        Collector("K1", "Aino", home, home, SHIFT, skills=frozenset({"legal"}), mode=WALK),
+        Collector(
+            "K/2 ö",
+            "Bertil",
+            Location(60.16747, 24.94552),
+            Location(60.1739, 24.9478),
+            SHIFT,
+            mode=WALK,
+        ),
+        Collector("K3", "Cecilia", home, home, SHIFT, mode=WALK),
+    )
+    return Problem(dt.date(2025, 6, 3), "Europe/Helsinki", cases, collectors)
+
+
+@pytest.fixture(scope="module")
+def scenario(problem):
+    network = load_network(None, mode=WALK)
+    matrices = {WALK: build_matrix(network, problem.points())}
+    routes = tuple(time_route(problem, matrices, k, ids) for k, ids in ROUTES.items())
+    unassigned = (
+        Unassigned("MAP-91", Reason.NO_QUALIFIED_COLLECTOR, "nobody on duty speaks swedish"),
+        Unassigned("MAP-92", Reason.CAPACITY_EXHAUSTED, "every route was full by 15:10"),
+    )
+    plan = Plan(routes, unassigned)
+    itineraries = build_itineraries(problem, plan, {WALK: network}, matrices)
+    return plan, itineraries
+
+
+@pytest.fixture(scope="module")
+def overview(problem, scenario, tmp_path_factory) -> str:
+    plan, itineraries = scenario
+    path = tmp_path_factory.mktemp("maps") / "overview.html"
+    assert render_overview(problem, plan, itineraries, path) == path
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def pages(problem, scenario, tmp_path_factory) -> dict[str, str]:
+    _, itineraries = scenario
+    folder = tmp_path_factory.mktemp("pages")
+    texts = {}
+    for itinerary in itineraries:
+        path = render_collector_page(problem, itinerary, folder / f"{len(texts)}.html")
+        texts[itinerary.collector.id] = path.read_text(encoding="utf-8")
+    return texts
+
+
+class TagChecker(HTMLParser):
+    """Collect start tags and check that every non-void element is closed in order."""
+
+    VOID: ClassVar[set[str]] = {
+        "meta",
+        "link",
+        "br",
+        "img",
+        "input",
+        "hr",
+        "area",
+        "base",
+        "col",
+        "source",
+        "wbr",
+    }
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.starts: list[tuple[str, dict[str, str | None]]] = []
+        self.errors: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.starts.append((tag, dict(attrs)))
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.starts.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+
+
+def parse(text: str) -> TagChecker:
+    checker = TagChecker()
+    checker.feed(text)
+    checker.close()
+    assert checker.errors == []
+    assert checker.stack == []
+    return checker
+
+
+def div_icons(text: str) -> list[dict[str, str | None]]:
+    """Attributes of the element each Leaflet divIcon draws."""
+    icons = []
+    for raw in re.findall(r'L\.divIcon\(\{\s*"html": ("(?:[^"\\]|\\.)*")', text):
+        checker = parse(json.loads(raw))
+        icons.append({**checker.starts[0][1], "text": _text_of(json.loads(raw))})
+    return icons
+
+
+def _text_of(markup: str) -> str:
+    return re.sub(r"<[^>]+>", "", markup).strip()
+
+
+def popups(text: str) -> list[str]:
+    return re.findall(r'\$\(`<div id="html_[0-9a-f]+"[^>]*>(.*?)</div>`\)\[0\]', text, re.S)
+
+
+def overlay_names(text: str) -> list[str]:
+    block = re.search(r"overlays :\s*\{(.*?)\},", text, re.S)
+    assert block is not None
+    return [json.loads(name) for name in re.findall(r'("(?:[^"\\]|\\.)*")\s*:', block.group(1))]
+
+
+def stop_keys(itineraries: tuple[Itinerary, ...]) -> set[tuple[str, str, str]]:
+    return {(it.collector.id, str(s.number), s.case.id) for it in itineraries for s in it.stops}
+
+
+def test_overview_is_one_complete_leaflet_page(overview, scenario):
+    _, itineraries = scenario
+    checker = parse(overview)
+    maps = [a for tag, a in checker.starts if tag == "div" and a.get("class") == "folium-map"]
+    assert len(maps) == 1
+    assert overview.count("L.map(") == 1
+    assert overview.count("L.polyline(") == len(itineraries)
+    # A marker per stop plus one per start and end (K1 starts and ends at home).
+    assert overview.count("L.marker(") == sum(it.visits for it in itineraries) + 1 + 2
+    assert overview.count("L.circleMarker(") == 2
+    assert overview.count(".fitBounds(") == 1
+
+
+def test_overview_has_a_layer_per_collector_with_stops_and_one_for_unassigned(overview, scenario):
+    _, itineraries = scenario
+    assert overview.count("L.featureGroup(") == len(itineraries) + 1
+    assert overlay_names(overview) == [
+        "Aino (K1) (3)",
+        "Bertil (K/2 ö) (2)",
+        "Unassigned (2)",
+    ]
+
+
+def test_overview_numbers_each_stop_in_its_collectors_colour(overview, problem, scenario):
+    _, itineraries = scenario
+    icons = [i for i in div_icons(overview) if i.get("class") == "dispatch-stop"]
+    assert {(i["data-collector"], i["data-number"], i["data-case"]) for i in icons} == stop_keys(
+        itineraries
+    )
+    assert all(i["text"] == i["data-number"] for i in icons)
+    for icon in icons:
+        colour = colour_of(problem.collector_position(icon["data-collector"]))
+        assert f"background:{colour}" in icon["style"]
+    assert len({colour_of(i) for i in range(len(problem.collectors))}) == len(problem.collectors)
+
+
+def test_overview_popups_give_case_window_eta_wait_and_collector(overview, scenario):
+    _, itineraries = scenario
+    texts = popups(overview)
+    first = itineraries[0].stops[0]
+    popup = next(p for p in texts if f"Stop 1: {first.case.id}" in p)
+    eta = first.stop.arrival_s
+    assert f"<th>ETA</th><td>{eta // 3600:02d}:{eta % 3600 // 60:02d}</td>" in popup
+    assert "<th>Window</th><td>09:00-11:00</td>" in popup
+    assert f"<th>Wait</th><td>{round(first.stop.wait_s / 60)} min</td>" in popup
+    assert "<th>Collector</th><td>Aino (K1)</td>" in popup
+    two_windows = next(p for p in texts if "Stop 3: MAP-13" in p)
+    assert "08:00-09:00, 13:00-15:00" in two_windows
+    all_day = next(p for p in texts if "Stop 2: MAP-12" in p)
+    assert "<th>Window</th><td>any time</td>" in all_day
+
+
+def test_overview_shows_every_unassigned_case_with_its_reason(overview, scenario):
+    plan, _ = scenario
+    texts = popups(overview)
+    for item in plan.unassigned:
+        popup = next(p for p in texts if f"Unassigned: {item.case_id}" in p)
+        assert f"<th>Reason</th><td>{item.reason.value}</td>" in popup
+        assert f"<th>Detail</th><td>{item.detail}</td>" in popup
+
+
+def test_overview_legend_lists_every_collector_with_visits_and_travel(overview, problem, scenario):
+    _, itineraries = scenario
+    legend = re.search(r'<div class="dispatch-legend">(.*?)</div>', overview, re.S).group(1)
+    rows = dict(re.findall(r'<tr data-collector="([^"]+)">(.*?)</tr>', legend, re.S))
+    assert list(rows) == [k.id for k in problem.collectors]
+    for itinerary in itineraries:
+        row = rows[itinerary.collector.id]
+        assert f"{itinerary.visits} visits" in row
+        minutes = round(itinerary.travel_time_s / 60)
+        assert f"{minutes} min" in row or f"{minutes // 60} h {minutes % 60:02d} min" in row
+    assert "0 visits" in rows["K3"]
+    assert "2 cases" in legend
+
+
+def test_an_empty_plan_still_gives_a_map_with_the_collectors(problem, tmp_path):
+    path = render_overview(problem, Plan((), ()), (), tmp_path / "empty.html")
+    text = path.read_text(encoding="utf-8")
+    parse(text)
+    assert "L.featureGroup(" not in text
+    assert text.count('<td class="num">0 visits</td>') == len(problem.collectors)
+
+
+def test_text_from_the_cases_is_escaped(overview, pages):
+    for text in (overview, *pages.values()):
+        assert "<b>14</b>" not in text
+        assert "${alert" not in text
+        assert "`B`" not in text
+    assert "Bulevardi 5 &#96;B&#96; &lt;b&gt;14&lt;/b&gt; &amp; &#36;{alert(1)}" in pages["K1"]
+
+
+def test_collector_page_shows_only_that_collectors_visits(pages, scenario):
+    plan, itineraries = scenario
+    every_case = {s.case.id for it in itineraries for s in it.stops} | {
+        u.case_id for u in plan.unassigned
+    }
+    for itinerary in itineraries:
+        text = pages[itinerary.collector.id]
+        own = {s.case.id for s in itinerary.stops}
+        assert all(case_id in text for case_id in own)
+        assert not any(case_id in text for case_id in every_case - own)
+        others = [it.collector.name for it in itineraries if it is not itinerary]
+        assert not any(name in text for name in others)
+
+
+def test_collector_page_never_shows_amounts(pages):
+    text = pages["K1"]
+    # Generated element ids and coordinates are digits too; amounts must not hide in them.
+    text = re.sub(r"[a-z_]+_[0-9a-f]{32}", "", text)
+    text = re.sub(r"-?\d+\.\d{5,}", "", text)
+    for cents in AMOUNTS_CENTS.values():
+        euros = cents // 100
+        for shown in (str(cents), str(euros), f"{euros:,}", f"{euros:,}".replace(",", " ")):
+            assert shown not in text
+    assert "amount" not in text.lower()
+    assert "value" not in text.lower()
+
+
+def test_collector_page_lists_the_stops_in_order_for_a_phone(pages, scenario):
+    _, itineraries = scenario
+    for itinerary in itineraries:
+        checker = parse(pages[itinerary.collector.id])
+        assert any(
+            tag == "meta" and a.get("name") == "viewport" and "width=device-width" in a["content"]
+            for tag, a in checker.starts
+        )
+        items = [(a["data-stop"], a["data-case"]) for tag, a in checker.starts if "data-stop" in a]
+        assert items == [(str(s.number), s.case.id) for s in itinerary.stops]
+        links = [a["href"] for tag, a in checker.starts if tag == "a" and "href" in a]
+        for stop in itinerary.stops:
+            destination = f"{stop.case.location.lat:.6f},{stop.case.location.lon:.6f}"
+            google = [u for u in links if parse_qs(urlsplit(u).query).get("destination")]
+            assert [destination] in [parse_qs(urlsplit(u).query)["destination"] for u in google]
+            assert f"ETA {stop.stop.arrival_s // 3600:02d}:" in pages[itinerary.collector.id]
+
+
+def test_write_maps_writes_the_overview_and_a_safe_page_per_collector(problem, scenario, tmp_path):
+    plan, itineraries = scenario
+    paths = write_maps(problem, plan, itineraries, tmp_path / "out")
+    pages_dir = tmp_path / "out" / "collectors"
+    assert paths == [
+        tmp_path / "out" / "overview.html",
+        pages_dir / "K1.html",
+        pages_dir / page_filename("K/2 ö"),
+    ]
+    assert all(p.is_file() and p.parent in (tmp_path / "out", pages_dir) for p in paths)
+    assert "MAP-21" in paths[2].read_text(encoding="utf-8")
+    legend_links = re.findall(r'<a href="(collectors/[^"]+)">', paths[0].read_text("utf-8"))
+    assert [tmp_path / "out" / link for link in legend_links] == paths[1:]
+    assert sorted(p.name for p in pages_dir.iterdir()) == sorted(p.name for p in paths[1:])
+
+
+@pytest.mark.parametrize("collector_id", ["K/2 ö", "../etc", "a b", "a_b", ".hidden", "ä"])
+def test_page_filenames_are_safe_and_distinct(collector_id):
+    name = page_filename(collector_id)
+    assert re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*\.html", name)
+    assert Path(name).name == name
+
+
+def test_page_filenames_never_collide():
+    ids = ["a/b", "a_b", "a b", "a\\b", "K1", "k1"]
+    assert len({page_filename(i) for i in ids}) == len(ids)
+
+
+def test_palette_has_at_least_ten_distinct_colours_and_no_grey():
+    assert len(set(PALETTE)) >= 10
+    assert "#7f7f7f" not in PALETTE
