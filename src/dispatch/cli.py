@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from dispatch.errors import DispatchError, InputError, RowError
 from dispatch.model import Plan, Problem, TravelMode, format_clock
+from dispatch.network import default_cache_dir
 
 app = typer.Typer(
     help="Plan door-to-door collection visits on real roads.",
@@ -25,7 +25,7 @@ app = typer.Typer(
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-DEFAULT_CACHE = Path.home() / ".cache" / "dispatch"
+DEFAULT_CACHE = default_cache_dir()
 
 
 @contextmanager
@@ -63,30 +63,35 @@ def _print_skipped(skipped: list[RowError]) -> None:
 
 def _print_summary(problem: Problem, plan: Plan) -> None:
     table = Table(title=f"Plan for {problem.date.isoformat()} ({problem.timezone})")
-    for column in ("collector", "mode", "visits", "travel", "distance", "first stop", "last stop"):
-        justify = "left" if column in ("collector", "mode") else "right"
-        table.add_column(column, justify=justify)
+    columns = ("collector", "mode", "visits", "travel", "distance", "first", "last", "name")
+    for column in columns:
+        justify = "left" if column in ("collector", "name", "mode") else "right"
+        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")
     for collector in problem.collectors:
         route = plan.route_of(collector.id)
         if route is None or not route.stops:
-            table.add_row(collector.id, collector.mode.value, "0", "-", "-", "-", "-")
+            table.add_row(collector.id, collector.mode.value, "0", *"----", collector.name)
             continue
         table.add_row(
-            f"{collector.id} {collector.name}".strip(),
+            collector.id,
             collector.mode.value,
             str(len(route.stops)),
             f"{route.travel_time_s / 60:.0f} min",
             f"{route.distance_m / 1000:.1f} km",
             format_clock(route.stops[0].start_s),
             format_clock(route.stops[-1].start_s),
+            collector.name,
         )
     console.print(table)
     planned = len(plan.assigned_case_ids())
     console.print(
         f"{planned} of {len(problem.cases)} cases planned; {len(plan.unassigned)} unassigned"
     )
-    for reason, count in sorted(Counter(u.reason.value for u in plan.unassigned).items()):
-        console.print(f"  {reason}: {count}")
+    by_reason: dict[str, list[str]] = {}
+    for unassigned in plan.unassigned:
+        by_reason.setdefault(unassigned.reason.value, []).append(unassigned.case_id)
+    for reason, case_ids in sorted(by_reason.items()):
+        console.print(f"  {reason}: {len(case_ids)} ({', '.join(case_ids)})")
 
 
 @app.command()
