@@ -82,7 +82,8 @@ def _print_summary(problem: Problem, plan: Plan) -> None:
             format_clock(route.stops[-1].start_s),
             collector.name,
         )
-    console.print(table)
+    # Pipes and CI logs get a default 80 columns; the table needs a little more.
+    Console(highlight=False, width=max(console.width, 100)).print(table)
     planned = len(plan.assigned_case_ids())
     console.print(
         f"{planned} of {len(problem.cases)} cases planned; {len(plan.unassigned)} unassigned"
