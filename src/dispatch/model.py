@@ -146,6 +146,9 @@ class Case:
     flags
         Case flags from the case-management system (for example ``dispute``);
         a compliance policy may block visits for some of them.
+    debtor_name, phone, national_id
+        Personal data from the case system. Collector-facing output shows
+        them only as the policy's data-exposure profile allows.
     """
 
     id: str
@@ -159,6 +162,9 @@ class Case:
     windows: tuple[TimeWindow, ...] = (ALL_DAY,)
     preferred_collector: str | None = None
     flags: frozenset[str] = frozenset()
+    debtor_name: str = ""
+    phone: str = ""
+    national_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():
