@@ -42,6 +42,10 @@ class Reason(StrEnum):
     """Feasible alone, but no route had room left for it (time or visit cap)."""
     NOT_WORTH_TRAVEL = "NOT_WORTH_TRAVEL"
     """It fits into a route, but the extra travel costs more than the case's value."""
+    POLICY_EXCLUDED = "POLICY_EXCLUDED"
+    """The compliance policy forbids a visit today (the detail names the rule)."""
+    NOT_FOR_FIELD = "NOT_FOR_FIELD"
+    """Triage keeps the case with calls and messages today (the detail names the rule)."""
 
 
 def format_clock(seconds: int) -> str:
