@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from dispatch.errors import DispatchError, InputError, RowError
-from dispatch.model import Plan, Problem, TravelMode, format_clock
+from dispatch.model import Plan, Problem, Reason, TravelMode, Unassigned, format_clock
 from dispatch.network import default_cache_dir
+
+if TYPE_CHECKING:
+    from dispatch.compliance import Policy, VisitRecord
+    from dispatch.triage import TriageDecision
 
 app = typer.Typer(
     help="Plan door-to-door collection visits on real roads.",
@@ -95,6 +100,57 @@ def _print_summary(problem: Problem, plan: Plan) -> None:
         console.print(f"  {reason}: {len(case_ids)} ({', '.join(case_ids)})")
 
 
+@dataclass(frozen=True)
+class _Screened:
+    """What triage and the policy leave for the solver, and what they keep off the road."""
+
+    problem: Problem
+    held_back: tuple[Unassigned, ...]
+    audit: dict[str, Any] | None
+    decisions: tuple[TriageDecision, ...]
+
+
+def _screen(
+    problem: Problem,
+    *,
+    policy: Policy | None,
+    history: Sequence[VisitRecord],
+    use_triage: bool,
+) -> tuple[Problem, _Screened]:
+    """Apply triage and the compliance policy before solving.
+
+    Returns the problem as given (with triaged values) and what the solver
+    gets; every case triage or the policy keeps off the road is listed with
+    its rule, so the plan still accounts for every case.
+    """
+    from dispatch.compliance import apply_policy
+    from dispatch.triage import Channel, select_field_cases, triage
+
+    held_back: list[Unassigned] = []
+    decisions: tuple[TriageDecision, ...] = ()
+    given = problem
+    if use_triage:
+        decisions = triage(problem.cases, history=history, today=problem.date)
+        field = {c.id: c for c in select_field_cases(problem.cases, decisions)}
+        given = replace(problem, cases=tuple(field.get(c.id, c) for c in problem.cases))
+        for decision in decisions:
+            if decision.channel is not Channel.FIELD:
+                detail = f"{decision.rule.value}: {decision.detail} ({decision.channel.value})"
+                held_back.append(Unassigned(decision.case_id, Reason.NOT_FOR_FIELD, detail))
+        solver_problem = replace(given, cases=tuple(field.values()))
+    else:
+        solver_problem = given
+    audit = None
+    if policy is not None:
+        result = apply_policy(solver_problem, policy, history=history)
+        for exclusion in result.excluded:
+            detail = f"{exclusion.rule.value}: {exclusion.detail}"
+            held_back.append(Unassigned(exclusion.case_id, Reason.POLICY_EXCLUDED, detail))
+        solver_problem = result.problem
+        audit = result.audit.to_dict()
+    return given, _Screened(solver_problem, tuple(held_back), audit, decisions)
+
+
 @app.command()
 def plan(
     cases: Annotated[Path, typer.Option(help="Cases file (CSV or GeoJSON).")],
@@ -108,6 +164,20 @@ def plan(
         ),
     ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("maps"),
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Compliance policy: a YAML file or presets such as 'us-federal+us-ma'."),
+    ] = None,
+    history: Annotated[
+        Path | None, typer.Option(help="Visit history CSV (drives caps, gaps, cool-offs).")
+    ] = None,
+    use_triage: Annotated[
+        bool,
+        typer.Option(
+            "--triage/--no-triage",
+            help="Choose which cases get a field visit today and value them by expected recovery.",
+        ),
+    ] = False,
     timezone: Annotated[
         str | None, typer.Option(help="IANA time zone; default: from the collectors' location.")
     ] = None,
@@ -125,6 +195,7 @@ def plan(
 ) -> None:
     """Plan one day of visits and write the plan (JSON, GeoJSON, CSV) and maps."""
     from dispatch import io
+    from dispatch.compliance import load_policy, read_history
     from dispatch.itinerary import build_itineraries
     from dispatch.maps import write_maps
     from dispatch.matrix import build_matrices
@@ -133,27 +204,31 @@ def plan(
 
     try:
         params = SolveParams(time_limit_s=time_limit, seed=seed, max_snap_m=max_snap_m)
+        rules = load_policy(policy) if policy else None
+        visits = read_history(history) if history else ()
         case_result, collector_result = _read_inputs(cases, collectors, skip_invalid)
         skipped = [*case_result.skipped, *collector_result.skipped]
         _print_skipped(skipped)
         zone = timezone or _detect_timezone(
             [(k.start.lat, k.start.lon) for k in collector_result.items]
         )
-        problem = Problem(
-            date=date.date(),
-            timezone=zone,
-            cases=case_result.items,
-            collectors=collector_result.items,
+        problem, screened = _screen(
+            Problem(date.date(), zone, case_result.items, collector_result.items),
+            policy=rules,
+            history=visits,
+            use_triage=use_triage,
         )
-        modes = problem.modes() or (TravelMode.WALK,)
+        day = screened.problem
+        modes = day.modes() or (TravelMode.WALK,)
         with _step(f"Loading road network ({', '.join(m.value for m in modes)})"):
             networks = load_networks(network, modes, cache_dir=cache_dir)
-        with _step(f"Building travel matrices ({len(problem.points())} points)"):
-            matrices = build_matrices(problem, networks, cache_dir=cache_dir)
-        with _step(f"Solving ({len(problem.cases)} cases, {len(problem.collectors)} collectors)"):
-            result = solve(problem, matrices, params=params)
+        with _step(f"Building travel matrices ({len(day.points())} points)"):
+            matrices = build_matrices(day, networks, cache_dir=cache_dir)
+        with _step(f"Solving ({len(day.cases)} cases, {len(day.collectors)} collectors)"):
+            solved = solve(day, matrices, params=params)
+        result = replace(solved, unassigned=solved.unassigned + screened.held_back)
         with _step("Writing plan and maps"):
-            itineraries = build_itineraries(problem, result, networks, matrices)
+            itineraries = build_itineraries(day, result, networks, matrices)
             written = io.write_outputs(
                 out,
                 problem,
@@ -161,10 +236,10 @@ def plan(
                 itineraries,
                 skipped=skipped,
                 network_source=network,
+                audit=screened.audit,
+                triage=screened.decisions,
             )
             written += write_maps(problem, result, itineraries, out)
-    except InputError as error:
-        raise _fail(str(error)) from None
     except DispatchError as error:
         raise _fail(str(error)) from None
     _print_summary(problem, result)
@@ -194,6 +269,10 @@ def check(
     network: Annotated[
         str | None, typer.Option(help="Road network; default: the one the problem names.")
     ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Also check this compliance policy (file or presets).")
+    ] = None,
+    history: Annotated[Path | None, typer.Option(help="Visit history CSV for the policy.")] = None,
     max_snap_m: Annotated[float, typer.Option(help="Snap limit in metres.")] = 300.0,
     cache_dir: Annotated[Path, typer.Option(help="Cache for networks and matrices.")] = (
         DEFAULT_CACHE
@@ -201,6 +280,7 @@ def check(
 ) -> None:
     """Re-time a plan on the road network and list every violation."""
     from dispatch import io
+    from dispatch.compliance import check_compliance, load_policy, read_history
     from dispatch.explain import check_plan
     from dispatch.matrix import build_matrices
     from dispatch.network import load_networks
@@ -208,17 +288,83 @@ def check(
     try:
         problem, network_source = io.read_problem(problem_file)
         given = io.read_plan(plan_file)
+        rules = load_policy(policy) if policy else None
+        visits = read_history(history) if history else ()
         networks = load_networks(network or network_source, problem.modes(), cache_dir=cache_dir)
         matrices = build_matrices(problem, networks, cache_dir=cache_dir)
     except DispatchError as error:
         raise _fail(str(error)) from None
-    violations = check_plan(problem, matrices, given, max_snap_m=max_snap_m)
+    violations: list[tuple[str, str]] = [
+        (v.code, v.message) for v in check_plan(problem, matrices, given, max_snap_m=max_snap_m)
+    ]
+    if rules is not None:
+        violations += [
+            (v.code, v.message) for v in check_compliance(problem, rules, given, history=visits)
+        ]
     if not violations:
-        console.print(f"[green]no violations[/] in {plan_file}")
+        checked = f" and policy {rules.name}" if rules is not None else ""
+        console.print(f"[green]no violations[/] in {plan_file}{checked}")
         return
-    for violation in violations:
-        console.print(f"[red]{violation.code}[/] {violation.message}")
+    for code, message in violations:
+        console.print(f"[red]{code}[/] {message}")
     raise typer.Exit(code=1)
+
+
+@app.command()
+def explain(
+    case_id: Annotated[str, typer.Argument(help="The case to explain.")],
+    plan_dir: Annotated[Path, typer.Option(help="Folder written by 'dispatch plan'.")] = Path(
+        "maps"
+    ),
+) -> None:
+    """Show what happened to one case: triage, policy, and the plan."""
+    import csv
+    import json
+
+    from dispatch import io
+    from dispatch.compliance import AuditRecord
+
+    try:
+        problem, _ = io.read_problem(plan_dir / "problem.json")
+        given = io.read_plan(plan_dir / "plan.json")
+    except DispatchError as error:
+        raise _fail(str(error)) from None
+    if case_id not in {c.id for c in problem.cases}:
+        raise _fail(f"case {case_id} is not in {plan_dir / 'problem.json'}")
+    console.print(f"[bold]{case_id}[/] on {problem.date.isoformat()} ({problem.timezone})")
+    triage_file = plan_dir / "triage.csv"
+    if triage_file.exists():
+        with triage_file.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row["case_id"] == case_id:
+                    console.print(
+                        f"  triage: {row['channel']} by rule {row['rule']}: {row['detail']}"
+                    )
+    audit_file = plan_dir / "audit.json"
+    if audit_file.exists():
+        audit = AuditRecord.from_dict(json.loads(audit_file.read_text(encoding="utf-8")))
+        console.print(
+            f"  policy: {audit.policy_name} version {audit.policy_version} "
+            f"(sha256 {audit.policy_hash[:12]})"
+        )
+        try:
+            entry = audit.entry(case_id)
+        except KeyError:
+            console.print("    not judged: triage kept the case off the road before the policy")
+        else:
+            verdict = "included" if entry.included else "excluded"
+            console.print(f"    {verdict} by rule {entry.rule}: {entry.detail}")
+    for route in given.routes:
+        for number, stop in enumerate(route.stops, start=1):
+            if stop.case_id == case_id:
+                console.print(
+                    f"  planned: stop {number} of {route.collector_id}, arrive "
+                    f"{format_clock(stop.arrival_s)}, visit {format_clock(stop.start_s)}-"
+                    f"{format_clock(stop.end_s)}"
+                )
+    for unassigned in given.unassigned:
+        if unassigned.case_id == case_id:
+            console.print(f"  not planned: {unassigned.reason.value}: {unassigned.detail}")
 
 
 @app.command()

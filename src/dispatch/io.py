@@ -50,6 +50,7 @@ from dispatch.model import (
 
 if TYPE_CHECKING:
     from dispatch.itinerary import Itinerary
+    from dispatch.triage import TriageDecision
 
 T = TypeVar("T")
 
@@ -69,6 +70,9 @@ CASE_COLUMNS = (
     "preferred_collector",
     "flags",
     "address",
+    "debtor_name",
+    "phone",
+    "national_id",
 )
 COLLECTOR_COLUMNS = (
     "collector_id",
@@ -98,6 +102,14 @@ STOP_COLUMNS = (
 )
 UNASSIGNED_COLUMNS = ("case_id", "reason", "detail", "address")
 SKIPPED_COLUMNS = ("file", "row", "column", "reason")
+TRIAGE_COLUMNS = (
+    "case_id",
+    "channel",
+    "rule",
+    "detail",
+    "payment_probability",
+    "expected_recovery",
+)
 
 DEFAULT_SERVICE_MIN = 15
 PROBLEM_FORMAT = "dispatch-problem"
@@ -359,6 +371,9 @@ def _case_from_row(row: _Row) -> Case | None:
             windows=windows,
             preferred_collector=row.text("preferred_collector") or None,
             flags=flags,
+            debtor_name=row.text("debtor_name"),
+            phone=row.text("phone"),
+            national_id=row.text("national_id"),
         )
     except InvalidProblemError as exc:
         _model_error(row, exc, _CASE_MESSAGE_COLUMNS, "case_id")
@@ -671,6 +686,9 @@ def _case_json(case: Case) -> dict[str, Any]:
         "windows": [_window_json(w) for w in case.windows],
         "preferred_collector": case.preferred_collector,
         "flags": sorted(case.flags),
+        "debtor_name": case.debtor_name,
+        "phone": case.phone,
+        "national_id": case.national_id,
     }
 
 
@@ -779,6 +797,9 @@ def read_problem(path: str | Path) -> tuple[Problem, str | None]:
                 windows=tuple(_window_from_json(w) for w in c["windows"]),
                 preferred_collector=c["preferred_collector"],
                 flags=frozenset(c.get("flags", ())),
+                debtor_name=c.get("debtor_name", ""),
+                phone=c.get("phone", ""),
+                national_id=c.get("national_id", ""),
             )
             for c in data["cases"]
         )
@@ -1054,14 +1075,18 @@ def write_outputs(
     *,
     skipped: Sequence[RowError] = (),
     network_source: str | None = None,
+    audit: Mapping[str, Any] | None = None,
+    triage: Sequence[TriageDecision] = (),
 ) -> list[Path]:
     """Write a plan's files into a folder, all of them or none.
 
     Writes ``problem.json``, ``plan.json``, ``plan.geojson`` (a LineString per
     route along the roads of its itinerary, a Point per stop and per
-    unassigned case), ``stops.csv``, ``unassigned.csv`` and, when rows were
-    skipped, ``skipped.csv``. Files are written into a temporary folder beside
-    ``out_dir`` and moved into place only when all of them are complete;
+    unassigned case), ``stops.csv``, ``unassigned.csv`` and, when given,
+    ``skipped.csv`` (rows skipped), ``audit.json`` (the compliance audit
+    record) and ``triage.csv`` (the channel decided for every case). Files
+    are written into a temporary folder beside ``out_dir`` and moved into
+    place only when all of them are complete;
     other files already in ``out_dir`` (such as maps) are left alone.
 
     Returns
@@ -1082,14 +1107,36 @@ def write_outputs(
         if skipped:
             _write_skipped_csv(staging / "skipped.csv", skipped)
             names.append("skipped.csv")
+        if audit is not None:
+            _write_json(dict(audit), staging / "audit.json")
+            names.append("audit.json")
+        if triage:
+            _write_triage_csv(staging / "triage.csv", triage)
+            names.append("triage.csv")
         if not out_dir.exists():
             staging.rename(out_dir)
         else:
             for name in names:
                 os.replace(staging / name, out_dir / name)
-            if not skipped:
-                # A skipped.csv left from an earlier run would describe rows of other inputs.
-                (out_dir / "skipped.csv").unlink(missing_ok=True)
+            # Files left from an earlier run would describe other inputs or another policy.
+            for optional in ("skipped.csv", "audit.json", "triage.csv"):
+                if optional not in names:
+                    (out_dir / optional).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out_dir / name for name in names]
+
+
+def _write_triage_csv(path: Path, decisions: Sequence[TriageDecision]) -> None:
+    rows = (
+        (
+            d.case_id,
+            d.channel.value,
+            d.rule.value,
+            d.detail,
+            f"{d.payment_probability:.3f}",
+            f"{d.expected_recovery_cents / 100:.2f}",
+        )
+        for d in decisions
+    )
+    _write_csv(path, TRIAGE_COLUMNS, rows)
