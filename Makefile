@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 DATE ?= 2026-12-01
 OUT ?= maps
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench bench-solomon clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/dispatch plan --cases sample_data/cases.csv --collectors sample_data/collectors.csv \
+		--policy sample_data/policy.yaml --history sample_data/visit_history.csv --triage \
 		--date $(DATE) --out $(OUT)
 
 test: $(STAMP)
@@ -33,6 +34,12 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_plan.py
+	$(MAKE) --no-print-directory bench-solomon
+
+# Solver quality on Solomon VRPTW against PyVRP and VROOM (about 6 minutes; --all for 56).
+bench-solomon: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/solomon.py --readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -54,6 +54,43 @@ NOT_A_DEBTOR = {
 }
 BUSINESS_BUILDINGS = {"office", "retail", "commercial", "tower"}
 
+# Case-system flags on a few cases, so the sample policy has something to block.
+FLAGS = {"C-050": "vulnerable", "C-090": "dispute"}
+FIRST_NAMES = [
+    "Aino",
+    "Eino",
+    "Helmi",
+    "Ilmari",
+    "Kerttu",
+    "Lauri",
+    "Marja",
+    "Oskari",
+    "Pirjo",
+    "Sakari",
+    "Tuula",
+    "Veikko",
+    "Annika",
+    "Björn",
+    "Greta",
+    "Nils",
+]
+LAST_NAMES = [
+    "Aaltonen",
+    "Hämäläinen",
+    "Jokinen",
+    "Kallio",
+    "Lehtonen",
+    "Mattila",
+    "Ojala",
+    "Rantanen",
+    "Salminen",
+    "Tuominen",
+    "Berg",
+    "Lund",
+    "Sjöberg",
+    "Wikström",
+]
+
 # Branch offices and two collectors' homes, as "street housenumber" of buildings in the extract.
 BRANCHES = {"central": "Kaivokatu 10", "south": "Iso Roobertinkatu 7"}
 HOMES = {"K-08": "Eerikinkatu 10", "K-10": "Korkeavuorenkatu 34"}
@@ -70,6 +107,9 @@ CASE_COLUMNS = [
     "windows",
     "preferred_collector",
     "address",
+    "flags",
+    "debtor_name",
+    "phone",
 ]
 COLLECTOR_COLUMNS = [
     "collector_id",
@@ -364,6 +404,7 @@ def case_row(case: SampleCase) -> dict[str, str]:
         "windows": case.windows,
         "preferred_collector": case.preferred_collector,
         "address": case.building.address(case.unit),
+        "flags": FLAGS.get(case.case_id, ""),
     }
 
 
@@ -425,6 +466,18 @@ def cases_geojson(rows: list[dict[str, str]]) -> dict[str, object]:
     return {"type": "FeatureCollection", "features": features}
 
 
+def add_contacts(rows: list[dict[str, str]]) -> None:
+    """Give each case a made-up debtor name and phone (own generator: case draws stay put)."""
+    rng = np.random.default_rng(SEED + 1)
+    for row in rows:
+        first = FIRST_NAMES[int(rng.integers(0, len(FIRST_NAMES)))]
+        last = LAST_NAMES[int(rng.integers(0, len(LAST_NAMES)))]
+        row["debtor_name"] = f"{first} {last}"
+        row["phone"] = f"+358 4{int(rng.integers(0, 10))} {int(rng.integers(100, 1000))} " + (
+            f"{int(rng.integers(1000, 10000))}"
+        )
+
+
 def write_csv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
     """Write rows with Unix line ends, the same bytes on every platform."""
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -438,6 +491,7 @@ def write_sample(out_dir: Path) -> list[Path]:
     rng = np.random.default_rng(SEED)
     buildings = load_buildings()
     rows = [case_row(c) for c in make_cases(rng, buildings)]
+    add_contacts(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "cases.csv", out_dir / "cases.geojson", out_dir / "collectors.csv"]
     write_csv(paths[0], CASE_COLUMNS, rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -186,3 +187,77 @@ def test_skip_invalid_plans_the_rest_and_lists_what_was_skipped(sample_run, tmp_
     assert len(problem.cases) == len(lines) - 2
     accounted = plan.assigned_case_ids() | {u.case_id for u in plan.unassigned}
     assert accounted == {c.id for c in problem.cases}
+
+
+@pytest.fixture(scope="module")
+def policy_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("policy")
+    out, cache = base / "out", base / "cache"
+    policy_args = ["--policy", str(SAMPLE / "policy.yaml")]
+    history_args = ["--history", str(SAMPLE / "visit_history.csv")]
+    result = run_plan(out, cache, *policy_args, *history_args)
+    assert result.exit_code == 0, result.output
+    return out, cache
+
+
+def test_policy_keeps_flagged_and_capped_cases_off_the_road(policy_run):
+    out, _ = policy_run
+    plan = io.read_plan(out / "plan.json")
+    problem, _ = io.read_problem(out / "problem.json")
+    reasons = {u.case_id: u for u in plan.unassigned}
+    flagged = [c.id for c in problem.cases if c.flags]
+    assert flagged, "the sample city ships flagged cases"
+    for case_id in flagged:
+        assert case_id not in plan.assigned_case_ids()
+        assert reasons[case_id].reason is Reason.POLICY_EXCLUDED
+        assert reasons[case_id].detail.startswith("FLAG")
+    # C-004 had a visit with contact within 30 days (sample_data/visit_history.csv).
+    assert reasons["C-004"].reason is Reason.POLICY_EXCLUDED
+    assert "VISIT_CAP" in reasons["C-004"].detail
+    accounted = plan.assigned_case_ids() | set(reasons)
+    assert accounted == {c.id for c in problem.cases}
+
+
+def test_audit_records_the_policy_and_a_rule_for_every_case(policy_run):
+    from dispatch.compliance import AuditRecord, load_policy
+
+    out, _ = policy_run
+    audit = AuditRecord.from_dict(json.loads((out / "audit.json").read_text()))
+    policy = load_policy(SAMPLE / "policy.yaml")
+    assert (audit.policy_name, audit.policy_hash) == (policy.name, policy.content_hash)
+    problem, _ = io.read_problem(out / "problem.json")
+    assert {e.case_id for e in audit.entries} == {c.id for c in problem.cases}
+    plan = io.read_plan(out / "plan.json")
+    excluded = {u.case_id for u in plan.unassigned if u.reason is Reason.POLICY_EXCLUDED}
+    assert {e.case_id for e in audit.entries if not e.included} == excluded
+
+
+def test_check_verifies_the_policy_and_explain_names_the_rule(policy_run):
+    out, cache = policy_run
+    result = runner.invoke(
+        app,
+        ["check", str(out / "problem.json"), str(out / "plan.json"), "--cache-dir", str(cache)]
+        + ["--policy", str(SAMPLE / "policy.yaml")]
+        + ["--history", str(SAMPLE / "visit_history.csv")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "no violations" in result.output
+    result = runner.invoke(app, ["explain", "C-004", "--plan-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "excluded by rule VISIT_CAP" in " ".join(result.output.split())
+
+
+def test_triage_lists_every_case_with_its_channel_and_rule(sample_run, tmp_path):
+    _, cache, _ = sample_run
+    out = tmp_path / "out"
+    result = run_plan(out, cache, "--triage", "--history", str(SAMPLE / "visit_history.csv"))
+    assert result.exit_code == 0, result.output
+    with (out / "triage.csv").open(newline="") as handle:
+        rows = {row["case_id"]: row for row in csv.DictReader(handle)}
+    problem, _ = io.read_problem(out / "problem.json")
+    assert set(rows) == {c.id for c in problem.cases}
+    assert all(row["channel"] and row["rule"] for row in rows.values())
+    plan = io.read_plan(out / "plan.json")
+    kept_off = {u.case_id for u in plan.unassigned if u.reason is Reason.NOT_FOR_FIELD}
+    assert kept_off == {cid for cid, row in rows.items() if row["channel"] != "field"}
+    assert not kept_off & plan.assigned_case_ids()
