@@ -34,10 +34,14 @@ class Reason(StrEnum):
     """The address is farther than the snap limit from any road of every usable mode."""
     NO_QUALIFIED_COLLECTOR = "NO_QUALIFIED_COLLECTOR"
     """No collector holds all the skills the case requires."""
+    NO_CREW = "NO_CREW"
+    """The case needs a crew of several collectors and no crew that large holds its skills."""
     UNREACHABLE = "UNREACHABLE"
     """No qualified collector can reach the address and get back to their end point."""
     NO_FEASIBLE_TIME = "NO_FEASIBLE_TIME"
     """No qualified collector can arrive inside a window and still end the shift on time."""
+    APPOINTMENT_IMPOSSIBLE = "APPOINTMENT_IMPOSSIBLE"
+    """No qualified collector can start the visit within the appointment's tolerance."""
     CAPACITY_EXHAUSTED = "CAPACITY_EXHAUSTED"
     """Feasible alone, but no route had room left for it (time or visit cap)."""
     NOT_WORTH_TRAVEL = "NOT_WORTH_TRAVEL"
@@ -153,6 +157,15 @@ class Case:
     debtor_name, phone, national_id
         Personal data from the case system. Collector-facing output shows
         them only as the policy's data-exposure profile allows.
+    min_crew
+        How many collectors must make the visit together (>= 1); a case with
+        2 or more may only be visited by a crew at least that large.
+    appointment_s
+        Agreed visit time, in seconds from midnight, or None. The visit then
+        starts within ``appointment_tolerance_s`` of it (and inside a window)
+        or not at all.
+    appointment_tolerance_s
+        How far the visit may start before or after the appointment (>= 0).
     """
 
     id: str
@@ -169,6 +182,9 @@ class Case:
     debtor_name: str = ""
     phone: str = ""
     national_id: str = ""
+    min_crew: int = 1
+    appointment_s: int | None = None
+    appointment_tolerance_s: int = 600
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():
@@ -188,6 +204,32 @@ class Case:
         object.__setattr__(self, "flags", frozenset(self.flags))
         object.__setattr__(self, "windows", tuple(sorted(self.windows, key=lambda w: w.start_s)))
         _check_windows(self.windows, owner)
+        if self.min_crew < 1:
+            raise InvalidProblemError(f"{owner}: crew size {self.min_crew} must be at least 1")
+        if self.appointment_s is not None and not 0 <= self.appointment_s <= 2 * DAY_S:
+            raise InvalidProblemError(
+                f"{owner}: appointment {format_clock(self.appointment_s)} lies outside the plan day"
+            )
+        if self.appointment_tolerance_s < 0:
+            raise InvalidProblemError(
+                f"{owner}: appointment tolerance {self.appointment_tolerance_s} s is negative"
+            )
+
+    @property
+    def start_windows(self) -> tuple[TimeWindow, ...]:
+        """Spans in which the visit may start: the windows, cut to the appointment's tolerance.
+
+        Empty when an appointment lies outside every window.
+        """
+        if self.appointment_s is None:
+            return self.windows
+        earliest_s = max(0, self.appointment_s - self.appointment_tolerance_s)
+        latest_s = min(2 * DAY_S, self.appointment_s + self.appointment_tolerance_s)
+        return tuple(
+            TimeWindow(max(w.start_s, earliest_s), min(w.end_s, latest_s))
+            for w in self.windows
+            if w.start_s <= latest_s and earliest_s <= w.end_s
+        )
 
     @property
     def value(self) -> int:
@@ -198,7 +240,13 @@ class Case:
 
 @dataclass(frozen=True, slots=True)
 class Collector:
-    """A field collector with a shift, skills, a travel mode and a start and end point."""
+    """A field collector with a shift, skills, a travel mode and a start and end point.
+
+    ``break_s`` > 0 asks for a break of that many seconds (lunch), taken in
+    one piece inside ``break_window`` and inside the shift, at a door or on
+    the way between visits, never during one. The part of the window inside
+    the shift must be at least ``break_s`` long.
+    """
 
     id: str
     name: str
@@ -208,6 +256,8 @@ class Collector:
     skills: frozenset[str] = frozenset()
     max_visits: int | None = None
     mode: TravelMode = TravelMode.DRIVE
+    break_window: TimeWindow | None = None
+    break_s: int = 0
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():
@@ -225,10 +275,130 @@ class Collector:
                 f"{owner}: travel mode '{self.mode}' is not one of {modes}"
             ) from None
         object.__setattr__(self, "skills", frozenset(self.skills))
+        if self.break_s < 0:
+            raise InvalidProblemError(f"{owner}: break of {self.break_s} s is negative")
+        if self.break_s > 0:
+            if self.break_window is None:
+                raise InvalidProblemError(f"{owner}: a break of {self.break_s} s needs a window")
+            if _break_span(self.break_window, self.shift, self.break_s) is None:
+                raise InvalidProblemError(
+                    f"{owner}: a break of {self.break_s // 60} min does not fit into break "
+                    f"window {self.break_window} within shift {self.shift}"
+                )
 
     def can_serve(self, case: Case) -> bool:
         """Whether this collector holds every skill the case requires."""
         return case.skills <= self.skills
+
+
+def _break_span(window: TimeWindow, shift: TimeWindow, break_s: int) -> TimeWindow | None:
+    """The part of a break window inside a shift, or None when the break does not fit in it."""
+    start_s, end_s = max(window.start_s, shift.start_s), min(window.end_s, shift.end_s)
+    if end_s - start_s < break_s:
+        return None
+    return TimeWindow(start_s, end_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Crew:
+    """Collectors who work the day together: one route, every member at every visit.
+
+    A crew meets at its first member's start, travels in the mode all its
+    members share, and ends at its first member's end. Its shift is the
+    overlap of its members' shifts, its skills the union of theirs, its visit
+    cap the smallest of theirs, and its break (if any member has one) the
+    longest of their breaks, inside the overlap of their break windows.
+    """
+
+    id: str
+    member_ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.id.strip():
+            raise InvalidProblemError("crew id is empty")
+        object.__setattr__(self, "member_ids", tuple(self.member_ids))
+        if len(self.member_ids) < 2:
+            raise InvalidProblemError(f"crew {self.id} has fewer than two members")
+        if len(set(self.member_ids)) != len(self.member_ids):
+            raise InvalidProblemError(f"crew {self.id} names a member more than once")
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    """Who works one route: a collector alone, or a crew (see ``Crew``).
+
+    ``id`` is the id a route of this team carries as ``Route.collector_id``:
+    the collector's own, or for a crew its first member's. ``position`` is
+    that collector's position in ``Problem.collectors`` (the team starts and
+    ends at that collector's points). ``break_window`` is where the break must
+    lie (already cut to the shift); it is None when no break is due.
+    """
+
+    id: str
+    crew_id: str | None
+    members: tuple[Collector, ...]
+    position: int
+    mode: TravelMode
+    shift: TimeWindow
+    skills: frozenset[str]
+    max_visits: int | None
+    break_window: TimeWindow | None
+    break_s: int
+
+    @property
+    def member_ids(self) -> tuple[str, ...]:
+        """Ids of the collectors on this team, the first member first."""
+        return tuple(k.id for k in self.members)
+
+    @property
+    def size(self) -> int:
+        """Number of collectors on this team."""
+        return len(self.members)
+
+    def can_serve(self, case: Case) -> bool:
+        """Whether the team holds every skill the case requires and is large enough."""
+        return case.skills <= self.skills and self.size >= case.min_crew
+
+
+def _team(members: tuple[Collector, ...], position: int, crew_id: str | None) -> Team:
+    """Combine collectors into a team; raise when they cannot work together."""
+    owner = f"crew {crew_id}"
+    modes = {k.mode for k in members}
+    if len(modes) > 1:
+        listed = ", ".join(f"{k.id} ({k.mode})" for k in members)
+        raise InvalidProblemError(f"{owner}: members travel in different modes: {listed}")
+    shift_start_s = max(k.shift.start_s for k in members)
+    shift_end_s = min(k.shift.end_s for k in members)
+    if shift_end_s <= shift_start_s:
+        raise InvalidProblemError(f"{owner}: the members' shifts do not overlap")
+    shift = TimeWindow(shift_start_s, shift_end_s)
+    caps = [k.max_visits for k in members if k.max_visits is not None]
+    breaking = [k for k in members if k.break_s > 0]
+    break_s = max((k.break_s for k in breaking), default=0)
+    break_window = None
+    if breaking:
+        windows = [k.break_window for k in breaking if k.break_window is not None]
+        start_s = max(w.start_s for w in windows)
+        end_s = min(w.end_s for w in windows)
+        if end_s >= start_s:
+            break_window = _break_span(TimeWindow(start_s, end_s), shift, break_s)
+        if break_window is None:
+            raise InvalidProblemError(
+                f"{owner}: a break of {break_s // 60} min fits into no span shared by the "
+                f"members' break windows within their common shift {shift}"
+            )
+    return Team(
+        id=members[0].id,
+        crew_id=crew_id,
+        members=members,
+        position=position,
+        mode=members[0].mode,
+        shift=shift,
+        skills=frozenset().union(*(k.skills for k in members)),
+        max_visits=min(caps) if caps else None,
+        break_window=break_window,
+        break_s=break_s,
+    )
 
 
 @dataclass(frozen=True)
@@ -244,11 +414,15 @@ class Problem:
     timezone: str
     cases: tuple[Case, ...]
     collectors: tuple[Collector, ...]
+    crews: tuple[Crew, ...] = ()
     _positions: dict[str, int] = field(init=False, repr=False, compare=False)
+    _teams: tuple[Team, ...] = field(init=False, repr=False, compare=False)
+    _team_of: dict[str, Team] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cases", tuple(self.cases))
         object.__setattr__(self, "collectors", tuple(self.collectors))
+        object.__setattr__(self, "crews", tuple(self.crews))
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -256,6 +430,43 @@ class Problem:
         _check_unique((c.id for c in self.cases), "case")
         _check_unique((c.id for c in self.collectors), "collector")
         object.__setattr__(self, "_positions", {c.id: i for i, c in enumerate(self.cases)})
+        self._form_teams()
+
+    def _form_teams(self) -> None:
+        """Check the crews and group every collector into exactly one team."""
+        _check_unique((w.id for w in self.crews), "crew")
+        by_id = {k.id: (p, k) for p, k in enumerate(self.collectors)}
+        crew_of: dict[str, Crew] = {}
+        for crew in self.crews:
+            if crew.id in by_id:
+                raise InvalidProblemError(f"crew id '{crew.id}' is also a collector's id")
+            for member in crew.member_ids:
+                if member not in by_id:
+                    raise InvalidProblemError(
+                        f"crew {crew.id}: collector '{member}' is not on duty"
+                    )
+                if member in crew_of:
+                    raise InvalidProblemError(
+                        f"collector {member} is in crews {crew_of[member].id} and {crew.id}"
+                    )
+                crew_of[member] = crew
+        teams: list[Team] = []
+        team_of: dict[str, Team] = {}
+        for position, collector in enumerate(self.collectors):
+            crew = crew_of.get(collector.id)
+            if crew is None:
+                team = _team((collector,), position, None)
+            elif crew.member_ids[0] == collector.id:
+                members = tuple(by_id[m][1] for m in crew.member_ids)
+                team = _team(members, position, crew.id)
+                team_of[crew.id] = team
+            else:
+                continue
+            teams.append(team)
+            for member in team.members:
+                team_of[member.id] = team
+        object.__setattr__(self, "_teams", tuple(teams))
+        object.__setattr__(self, "_team_of", team_of)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -307,6 +518,24 @@ class Problem:
                 return position
         raise KeyError(collector_id)
 
+    def teams(self) -> tuple[Team, ...]:
+        """Who works a route today: each crew once and every collector not in a crew.
+
+        In ``collectors`` order of each team's first member.
+        """
+        return self._teams
+
+    def team(self, some_id: str) -> Team:
+        """The team of a route id, a crew id, or any collector's id."""
+        return self._team_of[some_id]
+
+    def crew_of(self, collector_id: str) -> Crew | None:
+        """The crew this collector works in today, if any."""
+        crew_id = self._team_of[collector_id].crew_id
+        if crew_id is None:
+            return None
+        return next(w for w in self.crews if w.id == crew_id)
+
     def modes(self) -> tuple[TravelMode, ...]:
         """Travel modes used by at least one collector, in a stable order."""
         used = {k.mode for k in self.collectors}
@@ -346,7 +575,14 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One collector's day: leave the start, visit stops in order, reach the end."""
+    """One collector's day: leave the start, visit stops in order, reach the end.
+
+    A crew's route carries its first member's id as ``collector_id`` and all
+    members (first member first) in ``member_ids``; a lone collector's route
+    leaves ``member_ids`` empty. ``break_start_s`` and ``break_end_s`` say
+    when the break is taken, if one is due: before leaving, at a door, on the
+    way between two points, or after reaching the end, never during a visit.
+    """
 
     collector_id: str
     start_s: int
@@ -356,11 +592,19 @@ class Route:
     distance_m: int
     return_travel_time_s: int = 0
     return_distance_m: int = 0
+    member_ids: tuple[str, ...] = ()
+    break_start_s: int | None = None
+    break_end_s: int | None = None
 
     @property
     def case_ids(self) -> tuple[str, ...]:
         """Visited case ids in order."""
         return tuple(s.case_id for s in self.stops)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Ids of every collector on this route (``member_ids``, or just ``collector_id``)."""
+        return self.member_ids or (self.collector_id,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +632,10 @@ class Plan:
             if route.collector_id == collector_id:
                 return route
         return None
+
+    def routes_of_member(self, collector_id: str) -> tuple[Route, ...]:
+        """Every route this collector works on, alone or as a crew member."""
+        return tuple(r for r in self.routes if collector_id in r.members)
 
     def assigned_case_ids(self) -> set[str]:
         """Ids of the cases on some route."""
