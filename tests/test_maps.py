@@ -10,13 +10,25 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
+import folium
 import pytest
 
+from dispatch.compliance import (
+    Exclusion,
+    Exposure,
+    ExposureProfile,
+    Rule,
+    mask_name,
+    mask_phone,
+)
 from dispatch.explain import time_route
 from dispatch.itinerary import Itinerary, build_itineraries
 from dispatch.maps import (
+    ASSET_SCRIPTS,
+    ASSET_STYLES,
     PALETTE,
     colour_of,
+    copy_assets,
     page_filename,
     render_collector_page,
     render_overview,
@@ -41,12 +53,37 @@ SHIFT = TimeWindow(8 * 3600, 16 * 3600)
 ROUTES = {"K1": ["MAP-11", "MAP-12", "MAP-13"], "K/2 ö": ["MAP-21", "MAP-22"]}
 AMOUNTS_CENTS = {"MAP-11": 7_316_955, "MAP-12": 4_830_117, "MAP-13": 2_295_903}
 TRICKY_ADDRESS = "Bulevardi 5 `B` <b>14</b> & ${alert(1)}"
+DEBTORS = {
+    "MAP-11": ("Matti Virtanen", "+358 40 123 4567", "131052-308T"),
+    "MAP-12": ("Liisa Korhonen", "+358 50 765 4321", "240385-912P"),
+    "MAP-13": ("Kari Nieminen", "+358 44 246 8013", "020202A123B"),
+}
+HIDE_ALL = ExposureProfile(
+    (
+        ("name", Exposure.HIDDEN),
+        ("address", Exposure.HIDDEN),
+        ("phone", Exposure.HIDDEN),
+        ("amount_cents", Exposure.HIDDEN),
+        ("days_past_due", Exposure.HIDDEN),
+    )
+)
+SHOW_ALL = ExposureProfile((("phone", Exposure.FULL),))
 
 
 def case(case_id: str, lat: float, lon: float, **kw) -> Case:
     kw.setdefault("address", f"{case_id} Mannerheimintie")
     kw.setdefault("amount_cents", AMOUNTS_CENTS.get(case_id, 100_000))
-    return Case(case_id, Location(lat, lon), **kw)
+    kw.setdefault("value_cents", kw["amount_cents"] // 4)
+    kw.setdefault("days_past_due", 90 + int(case_id[-2:]))
+    name, phone, national_id = DEBTORS.get(case_id, ("", "", ""))
+    return Case(
+        case_id,
+        Location(lat, lon),
+        debtor_name=name,
+        phone=phone,
+        national_id=national_id,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,15 +140,24 @@ def overview(problem, scenario, tmp_path_factory) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def render_pages(problem, itineraries, folder: Path, **kw) -> dict[str, str]:
+    texts = {}
+    for itinerary in itineraries:
+        path = render_collector_page(problem, itinerary, folder / f"{len(texts)}.html", **kw)
+        texts[itinerary.collector.id] = path.read_text(encoding="utf-8")
+    return texts
+
+
 @pytest.fixture(scope="module")
 def pages(problem, scenario, tmp_path_factory) -> dict[str, str]:
     _, itineraries = scenario
-    folder = tmp_path_factory.mktemp("pages")
-    texts = {}
-    for itinerary in itineraries:
-        path = render_collector_page(problem, itinerary, folder / f"{len(texts)}.html")
-        texts[itinerary.collector.id] = path.read_text(encoding="utf-8")
-    return texts
+    return render_pages(problem, itineraries, tmp_path_factory.mktemp("pages"))
+
+
+@pytest.fixture(scope="module")
+def hidden_pages(problem, scenario, tmp_path_factory) -> dict[str, str]:
+    _, itineraries = scenario
+    return render_pages(problem, itineraries, tmp_path_factory.mktemp("hidden"), exposure=HIDE_ALL)
 
 
 class TagChecker(HTMLParser):
@@ -293,17 +339,87 @@ def test_collector_page_shows_only_that_collectors_visits(pages, scenario):
         assert not any(name in text for name in others)
 
 
-def test_collector_page_never_shows_amounts(pages):
-    text = pages["K1"]
+def without_generated_numbers(text: str) -> str:
     # Generated element ids and coordinates are digits too; amounts must not hide in them.
     text = re.sub(r"[a-z_]+_[0-9a-f]{32}", "", text)
-    text = re.sub(r"-?\d+\.\d{5,}", "", text)
+    return re.sub(r"-?\d+\.\d{5,}", "", text)
+
+
+def amount_spellings(cents: int) -> list[str]:
+    units = cents // 100
+    grouped = f"{units:,}"
+    return [
+        str(cents),
+        str(units),
+        grouped,
+        *(grouped.replace(",", sep) for sep in (" ", "\u202f", "\u00a0", ".")),
+    ]
+
+
+def stop_item(text: str, case_id: str) -> str:
+    match = re.search(rf'<li data-stop="\d+" data-case="{case_id}">(.*?)</li>', text, re.S)
+    assert match is not None
+    return match.group(1)
+
+
+def test_collector_page_shows_the_debtor_as_the_default_profile_allows(pages):
+    item = stop_item(pages["K1"], "MAP-11")
+    assert '<span class="debtor">Matti Virtanen</span>' in item
+    # The default profile masks the phone: recognisable, not diallable.
+    assert '<span class="phone">+358 40 *** **67</span>' in item
+    assert "tel:" not in pages["K1"]
+    assert "owes 73\u202f169.55 · 101 days past due" in item
+    popup = next(p for p in popups(pages["K1"]) if "Stop 1: MAP-11" in p)
+    assert "<th>Phone</th><td>+358 40 *** **67</td>" in popup
+    assert "<th>Amount</th><td>73\u202f169.55</td>" in popup
+
+
+def test_collector_pages_never_show_national_ids_values_or_full_masked_phones(pages):
+    for text in pages.values():
+        for _, phone, national_id in DEBTORS.values():
+            assert national_id not in text
+            assert phone not in text
+            assert phone.replace(" ", "") not in text
+        assert "value" not in text.lower()
+        assert "national" not in text.lower()
+    # A value (a quarter of the amount here) never appears, however it is spelled.
+    text = without_generated_numbers(pages["K1"])
     for cents in AMOUNTS_CENTS.values():
-        euros = cents // 100
-        for shown in (str(cents), str(euros), f"{euros:,}", f"{euros:,}".replace(",", " ")):
+        for shown in amount_spellings(cents // 4):
             assert shown not in text
-    assert "amount" not in text.lower()
-    assert "value" not in text.lower()
+
+
+def test_a_full_phone_is_a_link_to_dial(problem, scenario, tmp_path):
+    _, itineraries = scenario
+    text = render_pages(problem, itineraries[:1], tmp_path, exposure=SHOW_ALL)["K1"]
+    assert '<a class="phone" href="tel:+358401234567">+358 40 123 4567</a>' in stop_item(
+        text, "MAP-11"
+    )
+    assert "131052-308T" not in text
+
+
+def test_collector_page_hides_what_the_profile_hides(hidden_pages, scenario):
+    _, itineraries = scenario
+    for itinerary in itineraries:
+        text = without_generated_numbers(hidden_pages[itinerary.collector.id])
+        for stop in itinerary.stops:
+            case = stop.case
+            item = stop_item(text, case.id)
+            # The visit itself stays: case id, ETA, window and navigation.
+            assert f"Case {case.id}" in item
+            assert "Google Maps" in item
+            assert case.address not in text
+            assert f"{case.days_past_due} days" not in text
+            for cents in (case.amount_cents, case.value):
+                assert not any(shown in text for shown in amount_spellings(cents))
+        for name, phone, national_id in DEBTORS.values():
+            for shown in (*name.split(), mask_name(name), phone, mask_phone(phone), national_id):
+                assert shown not in text
+        assert "owes" not in text
+        assert 'class="debtor"' not in text
+        assert 'class="phone"' not in text
+        assert "<th>Amount</th>" not in text
+        assert "<th>Phone</th>" not in text
 
 
 def test_collector_page_lists_the_stops_in_order_for_a_phone(pages, scenario):
@@ -355,3 +471,156 @@ def test_page_filenames_never_collide():
 def test_palette_has_at_least_ten_distinct_colours_and_no_grey():
     assert len(set(PALETTE)) >= 10
     assert "#7f7f7f" not in PALETTE
+
+
+def test_overview_popups_give_the_dispatcher_debtor_amount_and_value(overview):
+    popup = next(p for p in popups(overview) if "Stop 1: MAP-11" in p)
+    assert "<th>Debtor</th><td>Matti Virtanen</td>" in popup
+    assert "<th>Amount</th><td>73\u202f169.55</td>" in popup
+    assert "<th>Value</th><td>18\u202f292.38</td>" in popup
+    assert "<th>Days past due</th><td>101</td>" in popup
+    for _, phone, national_id in DEBTORS.values():
+        assert national_id not in overview
+        assert phone not in overview
+
+
+EXCLUDED = (
+    case("MAP-81", 60.16500, 24.93500, flags={"vulnerable"}),
+    case("MAP-82", 60.18100, 24.95600, address="Siltasaarenkatu 4 <i>A</i>"),
+)
+EXCLUSIONS = (
+    Exclusion("MAP-81", Rule.FLAG, "flag(s) vulnerable block visits under policy fi-company"),
+    Exclusion("MAP-82", Rule.PROMISE_COOL_OFF, "promise to pay due 2025-06-10 (+3 days grace)"),
+)
+
+
+@pytest.fixture(scope="module")
+def overview_with_exclusions(problem, scenario, tmp_path_factory) -> str:
+    plan, itineraries = scenario
+    path = tmp_path_factory.mktemp("excluded") / "overview.html"
+    # The cases before the policy: the plan's own and the excluded ones, in any order.
+    before_policy = (*EXCLUDED, *problem.cases)
+    render_overview(
+        problem, plan, itineraries, path, excluded=EXCLUSIONS, excluded_cases=before_policy
+    )
+    return path.read_text(encoding="utf-8")
+
+
+def test_overview_draws_policy_exclusions_in_their_own_layer_with_the_rule(
+    overview_with_exclusions,
+):
+    text = overview_with_exclusions
+    parse(text)
+    assert overlay_names(text)[-2:] == ["Unassigned (2)", "Excluded by policy (2)"]
+    icons = [i for i in div_icons(text) if i.get("class") == "dispatch-excluded"]
+    assert {(i["data-case"], i["data-rule"]) for i in icons} == {
+        ("MAP-81", "FLAG"),
+        ("MAP-82", "PROMISE_COOL_OFF"),
+    }
+    texts = popups(text)
+    for exclusion in EXCLUSIONS:
+        popup = next(p for p in texts if f"Excluded by policy: {exclusion.case_id}" in p)
+        assert f"<th>Rule</th><td>{exclusion.rule}</td>" in popup
+        assert f"<th>Detail</th><td>{exclusion.detail}</td>" in popup
+    assert "Siltasaarenkatu 4 &lt;i&gt;A&lt;/i&gt;" in text
+    legend = re.search(r'<tr data-layer="excluded">(.*?)</tr>', text, re.S)
+    assert legend is not None
+    assert "Excluded by policy" in legend.group(1)
+    assert "2 cases" in legend.group(1)
+
+
+def test_the_map_is_fitted_to_the_excluded_cases_too(overview_with_exclusions):
+    match = re.search(r"\.fitBounds\(\s*(\[\[.*?\]\])", overview_with_exclusions, re.S)
+    assert match is not None
+    (south, west), (north, east) = json.loads(match.group(1))
+    for excluded in EXCLUDED:
+        assert south <= excluded.location.lat <= north
+        assert west <= excluded.location.lon <= east
+
+
+def test_an_exclusion_without_its_case_is_refused(problem, scenario, tmp_path):
+    plan, itineraries = scenario
+    with pytest.raises(ValueError, match="MAP-82"):
+        render_overview(
+            problem,
+            plan,
+            itineraries,
+            tmp_path / "overview.html",
+            excluded=EXCLUSIONS,
+            excluded_cases=EXCLUDED[:1],
+        )
+    assert not (tmp_path / "overview.html").exists()
+
+
+def linked_files(text: str) -> list[str]:
+    checker = parse(text)
+    links = [a["src"] for tag, a in checker.starts if tag == "script" and a.get("src")]
+    links += [a["href"] for tag, a in checker.starts if tag == "link" and a.get("href")]
+    return links
+
+
+def test_pages_load_leaflet_and_jquery_from_the_folder_written_beside_them(
+    problem, scenario, tmp_path
+):
+    plan, itineraries = scenario
+    out = tmp_path / "out"
+    overview, *pages = write_maps(problem, plan, itineraries, out)
+    shipped = [file for _, file in (*ASSET_SCRIPTS, *ASSET_STYLES)]
+    assert linked_files(overview.read_text("utf-8")) == [f"assets/{f}" for f in shipped]
+    for page in pages:
+        assert linked_files(page.read_text("utf-8")) == [f"../assets/{f}" for f in shipped]
+    for page in (overview, *pages):
+        for link in linked_files(page.read_text("utf-8")):
+            assert (page.parent / link).resolve().is_file()
+    for name in ("leaflet/LICENSE", "jquery/LICENSE.txt", "leaflet/images/layers.png"):
+        assert (out / "assets" / name).is_file()
+
+
+def test_pages_need_nothing_from_a_cdn(overview, pages, overview_with_exclusions):
+    for text in (overview, overview_with_exclusions, *pages.values()):
+        assert all("//" not in link for link in linked_files(text))
+        lowered = text.lower()
+        for unused in ("bootstrap", "awesome", "glyphicon", "fontawesome", "cdn."):
+            assert unused not in lowered
+    # The one thing fetched online: the background tiles.
+    assert re.findall(r'"(https?://[^"]*\{z\}[^"]*)"', overview) == [
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    ]
+
+
+def test_the_shipped_assets_are_leaflet_1_9_4_and_jquery_3_7_1(tmp_path):
+    folder = copy_assets(tmp_path / "assets")
+    assert 't.version="1.9.4"' in (folder / "leaflet/leaflet.js").read_text("utf-8")
+    assert "jQuery v3.7.1" in (folder / "jquery/jquery.min.js").read_text("utf-8")
+    assert "BSD 2-Clause" in (folder / "leaflet/LICENSE").read_text("utf-8")
+    assert "Permission is hereby granted" in (folder / "jquery/LICENSE.txt").read_text("utf-8")
+    # Copying again leaves the files as they are.
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    copy_assets(folder)
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_a_page_rendered_alone_gets_its_assets_beside_it(problem, scenario, tmp_path):
+    _, itineraries = scenario
+    path = render_collector_page(problem, itineraries[0], tmp_path / "page.html")
+    assert linked_files(path.read_text("utf-8"))[0] == "assets/leaflet/leaflet.js"
+    assert (tmp_path / "assets/leaflet/leaflet.js").is_file()
+
+
+def test_folium_maps_elsewhere_keep_their_own_links(overview, pages):
+    # Our pages swap the links on their own maps only; folium's shared defaults stay.
+    text = folium.Map().get_root().render()
+    assert "leaflet.js" in text
+    assert "assets/leaflet" not in text
+
+
+def test_write_maps_applies_the_profile_to_every_collector_page_but_not_the_overview(
+    problem, scenario, tmp_path
+):
+    plan, itineraries = scenario
+    overview, *pages = write_maps(problem, plan, itineraries, tmp_path, exposure=HIDE_ALL)
+    for page in pages:
+        text = page.read_text("utf-8")
+        assert "owes" not in text
+        assert "Matti Virtanen" not in text
+    assert "<th>Debtor</th><td>Matti Virtanen</td>" in overview.read_text("utf-8")

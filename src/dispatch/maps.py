@@ -9,13 +9,18 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from importlib.abc import Traversable
 from pathlib import Path
+from typing import cast
 
 import folium
 
+from dispatch.compliance import Exclusion, Exposure, ExposureProfile, redact_for_collector
 from dispatch.itinerary import Itinerary, ItineraryStop, navigation_links
 from dispatch.model import (
     ALL_DAY,
+    Case,
     Collector,
     Location,
     Plan,
@@ -41,6 +46,15 @@ PALETTE: tuple[str, ...] = (
     "#000000",
 )
 UNASSIGNED_COLOUR = "#7f7f7f"
+EXCLUDED_COLOUR = "#303030"
+
+# Leaflet and jQuery (folium's popups call ``$``) ship with the package, so that the pages
+# work where a CDN is blocked or the connection is poor; only the map tiles come from online.
+ASSET_SCRIPTS: tuple[tuple[str, str], ...] = (
+    ("leaflet", "leaflet/leaflet.js"),
+    ("jquery", "jquery/jquery.min.js"),
+)
+ASSET_STYLES: tuple[tuple[str, str], ...] = (("leaflet_css", "leaflet/leaflet.css"),)
 
 _MODE_WORDS = {TravelMode.WALK: "walking", TravelMode.BIKE: "cycling", TravelMode.DRIVE: "driving"}
 _APP_NAMES = {"google": "Google Maps", "apple": "Apple Maps", "osm": "OpenStreetMap"}
@@ -55,13 +69,19 @@ _MARKER_CSS = """
 }
 .dispatch-stop { border-radius: 50%; }
 .dispatch-end { border-radius: 4px; }
+.dispatch-excluded {
+  display: flex; align-items: center; justify-content: center;
+  width: 34px; height: 34px; box-sizing: border-box; border-radius: 5px;
+  border: 3px solid #303030; background: rgba(255, 255, 255, 0.75); color: #303030;
+  box-shadow: 0 0 2px #fff; font: bold 18px/1 system-ui, -apple-system, "Segoe UI", sans-serif;
+}
 .dispatch-popup { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
 .dispatch-popup th { text-align: left; padding-right: 8px; font-weight: 600; }
 """
 
 _LEGEND_CSS = """
 .dispatch-legend {
-  position: fixed; left: 10px; bottom: 24px; z-index: 1000; max-height: 60vh; overflow: auto;
+  position: fixed; left: 10px; bottom: 64px; z-index: 1000; max-height: 60vh; overflow: auto;
   background: rgba(255, 255, 255, 0.95); padding: 8px 10px; border-radius: 6px;
   box-shadow: 0 1px 5px rgba(0, 0, 0, 0.4);
   font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -84,6 +104,7 @@ body {
 .dispatch-header { order: 0; padding: 10px 14px; background: #fff; border-bottom: 1px solid #ddd; }
 .dispatch-header h1 { font-size: 1.15rem; margin: 0; }
 .dispatch-header p { margin: 2px 0 0; color: #444; font-size: 0.9rem; }
+.dispatch-header p span { white-space: nowrap; }
 .folium-map { order: 1; flex: 0 0 auto; height: 50vh !important; min-height: 260px; }
 .dispatch-stops { order: 2; margin: 0; padding: 8px 10px 24px; list-style: none; }
 .dispatch-stops li {
@@ -93,7 +114,11 @@ body {
 .dispatch-stops .dispatch-stop { flex: 0 0 auto; width: 32px; height: 32px; font-size: 15px; }
 .dispatch-stops .eta { font-weight: 700; }
 .dispatch-stops .address { font-size: 1.05rem; }
-.dispatch-stops .meta { color: #555; font-size: 0.9rem; }
+.dispatch-stops li > div:last-child { min-width: 0; overflow-wrap: anywhere; }
+.dispatch-stops .who { font-size: 0.95rem; }
+.dispatch-stops .phone { white-space: nowrap; }
+.dispatch-stops a.phone { color: #0b4f9c; }
+.dispatch-stops .debt, .dispatch-stops .meta { color: #555; font-size: 0.9rem; }
 .dispatch-stops .nav { margin-top: 6px; display: flex; flex-wrap: wrap; gap: 6px; }
 .dispatch-stops .nav a {
   display: inline-block; padding: 6px 10px; border-radius: 6px; background: #eef2f7;
@@ -154,13 +179,19 @@ def render_overview(
     path: Path,
     *,
     page_links: Mapping[str, str] | None = None,
+    excluded: Sequence[Exclusion] = (),
+    excluded_cases: Iterable[Case] = (),
+    assets_dir: Path | None = None,
 ) -> Path:
-    """Draw every route, stop and unassigned case on one map for the dispatcher.
+    """Draw every route, stop, unassigned and excluded case on one map for the dispatcher.
 
     Each collector gets a colour and a layer (road line, numbered stops,
     start and end); unassigned cases are grey in a layer of their own, their
-    popups giving the reason. A legend lists collectors with visits and
-    travel time.
+    popups giving the reason, and cases the compliance policy excluded are
+    dark-framed in an "Excluded by policy" layer, their popups giving the
+    rule. A legend lists collectors with visits and travel time. Popups show
+    the debtor's name, amount and value (the dispatcher's view); never the
+    national id.
 
     Parameters
     ----------
@@ -174,19 +205,35 @@ def render_overview(
         The HTML file to write.
     page_links
         Optional link per collector id (for example to their page), used in the legend.
+    excluded
+        Cases the compliance policy kept off the plan day (``ComplianceResult.excluded``).
+    excluded_cases
+        Where to find the excluded cases, which ``apply_policy`` removed from
+        ``problem``: for example the cases of the problem before the policy.
+        Cases not excluded are ignored.
+    assets_dir
+        Folder the page loads Leaflet and jQuery from, by a relative link; the
+        package's copies are written there. Default: ``assets`` beside the page.
 
     Returns
     -------
     Path
         ``path``.
+
+    Raises
+    ------
+    ValueError
+        An exclusion names a case that is not in ``excluded_cases``.
     """
+    path = Path(path)
+    shut_out = _excluded_with_cases(excluded, excluded_cases)
     positions = {k.id: i for i, k in enumerate(problem.collectors)}
-    fmap = _new_map(f"Dispatch plan {problem.date.isoformat()}")
+    fmap = _new_map(f"Dispatch plan {problem.date.isoformat()}", path, assets_dir)
     bounds: list[tuple[float, float]] = []
     for itinerary in itineraries:
         colour = colour_of(positions[itinerary.collector.id])
         layer = folium.FeatureGroup(name=_layer_name(itinerary), show=True)
-        _draw_itinerary(layer, itinerary, colour, for_collector=False)
+        _draw_itinerary(layer, itinerary, colour, exposure=None)
         layer.add_to(fmap)
         bounds.extend(_itinerary_points(itinerary))
     if plan.unassigned:
@@ -197,10 +244,11 @@ def render_overview(
                 f"Unassigned: {case.id}",
                 [
                     ("Case", case.id),
-                    ("Address", case.address or "-"),
+                    *_debtor_rows(case),
                     ("Window", _windows(case.windows)),
                     ("Reason", item.reason.value),
                     ("Detail", item.detail or "-"),
+                    *_debt_rows(case),
                 ],
             )
             folium.CircleMarker(
@@ -216,21 +264,37 @@ def render_overview(
             ).add_to(layer)
             bounds.append((case.location.lat, case.location.lon))
         layer.add_to(fmap)
+    if shut_out:
+        layer = folium.FeatureGroup(name=f"Excluded by policy ({len(shut_out)})", show=True)
+        for exclusion, case in shut_out:
+            _draw_excluded(layer, exclusion, case)
+            bounds.append((case.location.lat, case.location.lon))
+        layer.add_to(fmap)
     # A long list of collectors would cover the map; it folds away past a dozen.
     folium.LayerControl(collapsed=len(itineraries) > 12).add_to(fmap)
     root = _figure(fmap)
     root.header.add_child(folium.Element(f"<style>{_MARKER_CSS}{_LEGEND_CSS}</style>"))
-    root.html.add_child(folium.Element(_legend(problem, plan, itineraries, page_links or {})))
+    legend = _legend(problem, plan, itineraries, page_links or {}, excluded=len(shut_out))
+    root.html.add_child(folium.Element(legend))
     _fit(fmap, bounds or [(k.start.lat, k.start.lon) for k in problem.collectors])
     return _save(fmap, path)
 
 
-def render_collector_page(problem: Problem, itinerary: Itinerary, path: Path) -> Path:
+def render_collector_page(
+    problem: Problem,
+    itinerary: Itinerary,
+    path: Path,
+    *,
+    exposure: ExposureProfile | None = None,
+    assets_dir: Path | None = None,
+) -> Path:
     """Write a collector's phone page: their route on a map and the ordered list of stops.
 
-    The page shows only what the visits need: case id, address, window,
-    ETA, service minutes, required skills and navigation links. It never
-    shows amounts, values or other collectors.
+    Each stop gives case id, window, ETA, service minutes, required skills
+    and navigation links, and of the debtor's data only what the
+    data-exposure profile lets a collector see (name, address, phone,
+    amount owed, days past due; see ``redact_for_collector``). It never shows
+    the national id, the case's value or other collectors.
 
     Parameters
     ----------
@@ -240,21 +304,29 @@ def render_collector_page(problem: Problem, itinerary: Itinerary, path: Path) ->
         The collector's itinerary.
     path
         The HTML file to write.
+    exposure
+        The policy's data-exposure profile (``Policy.exposure``). Default:
+        ``ExposureProfile()``, the defaults of ``EXPOSURE_FIELDS``.
+    assets_dir
+        Folder the page loads Leaflet and jQuery from, by a relative link; the
+        package's copies are written there. Default: ``assets`` beside the page.
 
     Returns
     -------
     Path
         ``path``.
     """
+    path = Path(path)
+    profile = ExposureProfile() if exposure is None else exposure
     collector = itinerary.collector
     colour = colour_of(problem.collector_position(collector.id))
     title = f"{collector.name or collector.id}: {problem.date.isoformat()}"
-    fmap = _new_map(title)
-    markers = _draw_itinerary(fmap, itinerary, colour, for_collector=True)
+    fmap = _new_map(title, path, assets_dir)
+    markers = _draw_itinerary(fmap, itinerary, colour, exposure=profile)
     root = _figure(fmap)
     root.header.add_child(folium.Element(f"<style>{_MARKER_CSS}{_PAGE_CSS}</style>"))
     root.html.add_child(folium.Element(_page_header(problem, itinerary)))
-    root.html.add_child(folium.Element(_stop_list(itinerary, colour)))
+    root.html.add_child(folium.Element(_stop_list(itinerary, colour, profile)))
     script = _PAGE_SCRIPT % {"map": json.dumps(fmap.get_name()), "markers": json.dumps(markers)}
     root.html.add_child(folium.Element(f"<script>{script}</script>"))
     _fit(fmap, _itinerary_points(itinerary))
@@ -262,20 +334,37 @@ def render_collector_page(problem: Problem, itinerary: Itinerary, path: Path) ->
 
 
 def write_maps(
-    problem: Problem, plan: Plan, itineraries: Sequence[Itinerary], out_dir: Path
+    problem: Problem,
+    plan: Plan,
+    itineraries: Sequence[Itinerary],
+    out_dir: Path,
+    *,
+    exposure: ExposureProfile | None = None,
+    excluded: Sequence[Exclusion] = (),
+    excluded_cases: Iterable[Case] = (),
 ) -> list[Path]:
-    """Write ``overview.html`` and ``collectors/<collector>.html`` into a folder.
+    """Write ``overview.html``, ``collectors/<collector>.html`` and ``assets/`` into a folder.
+
+    The pages link Leaflet and jQuery from ``assets/`` by relative paths, so
+    the folder works offline (but for the map tiles), served as it is or
+    zipped.
 
     Parameters
     ----------
     problem
-        The plan day.
+        The plan day (after ``apply_policy``, when a policy applies).
     plan
         The plan.
     itineraries
         The plan's itineraries; each gets a page (see ``page_filename``).
     out_dir
         Folder to write into (created if missing).
+    exposure
+        The data-exposure profile for the collector pages (see
+        ``render_collector_page``). Default: ``ExposureProfile()``.
+    excluded, excluded_cases
+        Cases the policy excluded, and where to find them, for the overview
+        (see ``render_overview``).
 
     Returns
     -------
@@ -285,19 +374,75 @@ def write_maps(
     out_dir = Path(out_dir)
     pages_dir = out_dir / "collectors"
     pages_dir.mkdir(parents=True, exist_ok=True)
+    assets_dir = copy_assets(out_dir / "assets")
     names = {it.collector.id: page_filename(it.collector.id) for it in itineraries}
     pages = [
-        render_collector_page(problem, it, pages_dir / names[it.collector.id]) for it in itineraries
+        render_collector_page(
+            problem,
+            it,
+            pages_dir / names[it.collector.id],
+            exposure=exposure,
+            assets_dir=assets_dir,
+        )
+        for it in itineraries
     ]
     links = {collector_id: f"collectors/{name}" for collector_id, name in names.items()}
     overview = render_overview(
-        problem, plan, itineraries, out_dir / "overview.html", page_links=links
+        problem,
+        plan,
+        itineraries,
+        out_dir / "overview.html",
+        page_links=links,
+        excluded=excluded,
+        excluded_cases=excluded_cases,
+        assets_dir=assets_dir,
     )
     return [overview, *pages]
 
 
-def _new_map(title: str) -> folium.Map:
+def copy_assets(assets_dir: Path) -> Path:
+    """Copy the packaged Leaflet and jQuery files (with their licences) into a folder.
+
+    Files already there with the same content are left alone.
+
+    Returns
+    -------
+    Path
+        ``assets_dir``.
+    """
+    assets_dir = Path(assets_dir)
+    for relative, source in _packaged_assets():
+        target = assets_dir / relative
+        data = source.read_bytes()
+        if target.is_file() and target.read_bytes() == data:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(target, data)
+    return assets_dir
+
+
+def _packaged_assets() -> list[tuple[Path, Traversable]]:
+    """Every file under the package's ``assets`` folder, by path relative to it."""
+    found: list[tuple[Path, Traversable]] = []
+    pending = [(Path(), resources.files("dispatch") / "assets")]
+    while pending:
+        relative, folder = pending.pop()
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                pending.append((relative / entry.name, entry))
+            elif entry.is_file():
+                found.append((relative / entry.name, entry))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _new_map(title: str, path: Path, assets_dir: Path | None) -> folium.Map:
+    assets_dir = copy_assets(path.parent / "assets" if assets_dir is None else assets_dir)
+    base = Path(os.path.relpath(assets_dir.resolve(), path.parent.resolve())).as_posix()
     fmap = folium.Map(tiles="OpenStreetMap", control_scale=True)
+    # Replace folium's CDN links (Bootstrap, Font Awesome and awesome-markers included, which
+    # nothing here uses) on this map only: folium's own lists are shared by every map.
+    fmap.default_js = [(name, f"{base}/{file}") for name, file in ASSET_SCRIPTS]
+    fmap.default_css = [(name, f"{base}/{file}") for name, file in ASSET_STYLES]
     _figure(fmap).title = _escape(title)
     return fmap
 
@@ -308,14 +453,30 @@ def _figure(fmap: folium.Map) -> folium.Figure:
     return root
 
 
+def _excluded_with_cases(
+    excluded: Sequence[Exclusion], cases: Iterable[Case]
+) -> list[tuple[Exclusion, Case]]:
+    by_id = {case.id: case for case in cases}
+    missing = [item.case_id for item in excluded if item.case_id not in by_id]
+    if missing:
+        raise ValueError(
+            f"excluded case(s) {', '.join(missing)} not among excluded_cases: pass the cases "
+            "as they were before the policy was applied"
+        )
+    return [(item, by_id[item.case_id]) for item in excluded]
+
+
 def _draw_itinerary(
     parent: folium.Map | folium.FeatureGroup,
     itinerary: Itinerary,
     colour: str,
     *,
-    for_collector: bool,
+    exposure: ExposureProfile | None,
 ) -> dict[str, str]:
-    """Add the road line, numbered stops and start/end marks; return marker names by number."""
+    """Add the road line, numbered stops and start/end marks; return marker names by number.
+
+    ``exposure`` is the collector's profile on their own page, None on the overview.
+    """
     collector = itinerary.collector
     folium.PolyLine(
         [(lat, lon) for lon, lat in itinerary.coords],
@@ -334,9 +495,7 @@ def _draw_itinerary(
         marker = folium.Marker(
             (case.location.lat, case.location.lon),
             icon=_number_icon(item.number, colour, case.id, collector.id),
-            popup=folium.Popup(
-                _stop_popup(item, collector, for_collector=for_collector), max_width=320
-            ),
+            popup=folium.Popup(_stop_popup(item, collector, exposure=exposure), max_width=320),
             tooltip=_escape(f"{item.number}. {case.id} ETA {format_clock(item.stop.arrival_s)}"),
         )
         marker.add_to(parent)
@@ -372,6 +531,36 @@ def _draw_ends(parent: folium.Map | folium.FeatureGroup, itinerary: Itinerary, c
         ).add_to(parent)
 
 
+def _draw_excluded(layer: folium.FeatureGroup, exclusion: Exclusion, case: Case) -> None:
+    rule = str(exclusion.rule)
+    popup = _table(
+        f"Excluded by policy: {case.id}",
+        [
+            ("Case", case.id),
+            *_debtor_rows(case),
+            ("Rule", rule),
+            ("Detail", exclusion.detail or "-"),
+            *_debt_rows(case),
+        ],
+    )
+    folium.Marker(
+        (case.location.lat, case.location.lon),
+        icon=folium.DivIcon(
+            html=(
+                f'<div class="dispatch-excluded" data-case="{_escape(case.id)}" '
+                f'data-rule="{_escape(rule)}">×</div>'
+            ),
+            icon_size=(34, 34),
+            icon_anchor=(17, 17),
+        ),
+        popup=folium.Popup(popup, max_width=320),
+        tooltip=_escape(f"{case.id}: excluded ({rule})"),
+        # A frame wider than a stop, drawn under it: a stop at the same building keeps its
+        # number readable and clickable, and the frame around it still shows the exclusion.
+        z_index_offset=-200,
+    ).add_to(layer)
+
+
 def _number_icon(number: int, colour: str, case_id: str, collector_id: str) -> folium.DivIcon:
     return folium.DivIcon(
         html=(
@@ -383,11 +572,17 @@ def _number_icon(number: int, colour: str, case_id: str, collector_id: str) -> f
     )
 
 
-def _stop_popup(item: ItineraryStop, collector: Collector, *, for_collector: bool) -> str:
+def _stop_popup(
+    item: ItineraryStop, collector: Collector, *, exposure: ExposureProfile | None
+) -> str:
     case, stop = item.case, item.stop
+    if exposure is None:
+        personal, debt = _debtor_rows(case), _debt_rows(case)
+    else:
+        personal, debt = _collector_rows(_collector_fields(case, exposure))
     rows = [
         ("Case", case.id),
-        ("Address", case.address or "-"),
+        *personal,
         ("Window", _windows(case.windows)),
         ("ETA", format_clock(stop.arrival_s)),
         ("Wait", _minutes(stop.wait_s)),
@@ -396,12 +591,55 @@ def _stop_popup(item: ItineraryStop, collector: Collector, *, for_collector: boo
     ]
     if case.skills:
         rows.append(("Skills", ", ".join(sorted(case.skills))))
-    if not for_collector:
+    rows.extend(debt)
+    if exposure is None:
         rows.append(("Collector", _collector_label(collector)))
     body = _table(f"Stop {item.number}: {case.id}", rows)
-    if for_collector:
+    if exposure is not None:
         body += _nav_links(case.location, collector)
     return body
+
+
+def _debtor_rows(case: Case) -> list[tuple[str, str]]:
+    """Who and where, as the dispatcher sees it (never the national id)."""
+    rows = [("Debtor", case.debtor_name)] if case.debtor_name else []
+    return [*rows, ("Address", case.address or "-")]
+
+
+def _debt_rows(case: Case) -> list[tuple[str, str]]:
+    """The debt, as the dispatcher sees it."""
+    return [
+        ("Amount", _money(case.amount_cents)),
+        ("Value", _money(case.value)),
+        ("Days past due", str(case.days_past_due)),
+    ]
+
+
+def _collector_fields(case: Case, exposure: ExposureProfile) -> dict[str, object]:
+    """The case's personal fields as the data-exposure profile lets a collector see them."""
+    fields: dict[str, object] = {
+        "name": case.debtor_name,
+        "address": case.address,
+        "phone": case.phone,
+        "amount_cents": case.amount_cents,
+        "days_past_due": case.days_past_due,
+    }
+    # The national id is not even handed to the redaction: no page ever needs it.
+    return redact_for_collector({k: v for k, v in fields.items() if v != ""}, exposure)
+
+
+def _collector_rows(
+    fields: Mapping[str, object],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Who-and-where rows and debt rows of the redacted fields."""
+    labels = {"name": "Debtor", "address": "Address", "phone": "Phone"}
+    personal = [(label, str(fields[name])) for name, label in labels.items() if name in fields]
+    debt = []
+    if "amount_cents" in fields:
+        debt.append(("Amount", _money(cast(int, fields["amount_cents"]))))
+    if "days_past_due" in fields:
+        debt.append(("Days past due", str(fields["days_past_due"])))
+    return personal, debt
 
 
 def _table(title: str, rows: Iterable[tuple[str, str]]) -> str:
@@ -423,6 +661,8 @@ def _legend(
     plan: Plan,
     itineraries: Sequence[Itinerary],
     page_links: Mapping[str, str],
+    *,
+    excluded: int,
 ) -> str:
     by_collector = {it.collector.id: it for it in itineraries}
     rows = []
@@ -441,9 +681,15 @@ def _legend(
         )
     if plan.unassigned:
         rows.append(
-            f'<tr><td><span class="dispatch-swatch" style="background:{UNASSIGNED_COLOUR}">'
-            f'</span></td><td>Unassigned</td><td class="num">{len(plan.unassigned)} cases</td>'
-            "<td></td></tr>"
+            f'<tr data-layer="unassigned"><td><span class="dispatch-swatch" '
+            f'style="background:{UNASSIGNED_COLOUR}"></span></td><td>Unassigned</td>'
+            f'<td class="num">{len(plan.unassigned)} cases</td><td></td></tr>'
+        )
+    if excluded:
+        rows.append(
+            f'<tr data-layer="excluded"><td><span class="dispatch-swatch" '
+            f'style="background:{EXCLUDED_COLOUR}"></span></td><td>Excluded by policy</td>'
+            f'<td class="num">{excluded} cases</td><td></td></tr>'
         )
     visits = sum(it.visits for it in itineraries)
     travel = _duration(sum(it.travel_time_s for it in itineraries))
@@ -455,20 +701,23 @@ def _legend(
 
 def _page_header(problem: Problem, itinerary: Itinerary) -> str:
     collector = itinerary.collector
-    summary = (
-        f"{problem.date.strftime('%a %d %b %Y')} · {itinerary.visits} visits · "
-        f"{_duration(itinerary.travel_time_s)} {_MODE_WORDS[collector.mode]} · "
-        f"{itinerary.distance_m / 1000:.1f} km · "
+    parts = [
+        problem.date.strftime("%a %d %b %Y"),
+        f"{itinerary.visits} visits",
+        f"{_duration(itinerary.travel_time_s)} {_MODE_WORDS[collector.mode]}",
+        f"{itinerary.distance_m / 1000:.1f} km",
         f"{format_clock(itinerary.start_s)}-{format_clock(itinerary.finish_s)} "
-        f"({problem.timezone})"
-    )
+        f"({problem.timezone})",
+    ]
+    # Each part wraps as a whole on a narrow screen, never between a number and its unit.
+    summary = " · ".join(f"<span>{_escape(part)}</span>" for part in parts)
     return (
         f'<header class="dispatch-header"><h1>{_escape(_collector_label(collector))}</h1>'
-        f"<p>{_escape(summary)}</p></header>"
+        f"<p>{summary}</p></header>"
     )
 
 
-def _stop_list(itinerary: Itinerary, colour: str) -> str:
+def _stop_list(itinerary: Itinerary, colour: str, exposure: ExposureProfile) -> str:
     collector = itinerary.collector
     items = [
         f'<li class="end"><div>Leave the start at <b>{format_clock(itinerary.start_s)}</b>'
@@ -483,7 +732,7 @@ def _stop_list(itinerary: Itinerary, colour: str) -> str:
             f'<div class="dispatch-stop" style="{_fill(colour)}">{item.number}</div><div>'
             f'<div><span class="eta">ETA {format_clock(stop.arrival_s)}</span>'
             f"{_escape(wait)} · window {_escape(_windows(case.windows))}</div>"
-            f'<div class="address">{_escape(case.address or "(no address)")}</div>'
+            f"{_stop_details(_collector_fields(case, exposure), exposure)}"
             f'<div class="meta">Case {_escape(case.id)} · {_minutes(case.service_s)} at the door'
             f"{_escape(skills)}</div>"
             f"{_nav_links(case.location, collector)}</div></li>"
@@ -493,6 +742,35 @@ def _stop_list(itinerary: Itinerary, colour: str) -> str:
         "</div></li>"
     )
     return f'<ol class="dispatch-stops">{"".join(items)}</ol>'
+
+
+def _stop_details(fields: Mapping[str, object], exposure: ExposureProfile) -> str:
+    """Address, debtor and debt lines of a stop, from the redacted fields."""
+    lines = []
+    if "address" in fields:
+        lines.append(f'<div class="address">{_escape(str(fields["address"]))}</div>')
+    who = []
+    if "name" in fields:
+        who.append(f'<span class="debtor">{_escape(str(fields["name"]))}</span>')
+    if "phone" in fields:
+        phone = _escape(str(fields["phone"]))
+        # Only a full number can be dialled; a masked one is for recognising the debtor.
+        if exposure.level("phone") == Exposure.FULL:
+            dial = re.sub(r"[^0-9+]", "", str(fields["phone"]))
+            phone = f'<a class="phone" href="tel:{_escape(dial)}">{phone}</a>'
+        else:
+            phone = f'<span class="phone">{phone}</span>'
+        who.append(phone)
+    if who:
+        lines.append(f'<div class="who">{" · ".join(who)}</div>')
+    debt = []
+    if "amount_cents" in fields:
+        debt.append(f"owes {_money(cast(int, fields['amount_cents']))}")
+    if "days_past_due" in fields:
+        debt.append(f"{fields['days_past_due']} days past due")
+    if debt:
+        lines.append(f'<div class="debt">{_escape(" · ".join(debt))}</div>')
+    return "".join(lines)
 
 
 def _itinerary_points(itinerary: Itinerary) -> list[tuple[float, float]]:
@@ -510,16 +788,19 @@ def _fit(fmap: folium.Map, points: Sequence[tuple[float, float]]) -> None:
 def _save(fmap: folium.Map, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = _figure(fmap).render()
-    # Write beside the target and rename, so that a reader never sees half a page.
+    _write_atomically(path, _figure(fmap).render().encode("utf-8"))
+    return path
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # Write beside the target and rename, so that a reader never sees half a file.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
+        temporary.write_bytes(data)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    return path
 
 
 def _layer_name(itinerary: Itinerary) -> str:
@@ -545,6 +826,12 @@ def _minutes(seconds: int) -> str:
 def _duration(seconds: int) -> str:
     hours, rest = divmod(round(seconds / 60), 60)
     return f"{hours} h {rest:02d} min" if hours else f"{rest} min"
+
+
+def _money(cents: int) -> str:
+    """Cents as currency units, thousands apart by a narrow no-break space: ``73 169.55``."""
+    units, rest = divmod(cents, 100)
+    return f"{units:,}.{rest:02d}".replace(",", "\u202f")
 
 
 def _fill(colour: str) -> str:
