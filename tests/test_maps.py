@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -444,16 +446,35 @@ def test_write_maps_writes_the_overview_and_a_safe_page_per_collector(problem, s
     plan, itineraries = scenario
     paths = write_maps(problem, plan, itineraries, tmp_path / "out")
     pages_dir = tmp_path / "out" / "collectors"
-    assert paths == [
-        tmp_path / "out" / "overview.html",
-        pages_dir / "K1.html",
-        pages_dir / page_filename("K/2 ö"),
-    ]
+    pages = [pages_dir / "K1.html", pages_dir / page_filename("K/2 ö")]
+    sheets = [page.with_suffix(".csv") for page in pages]
+    assert paths == [tmp_path / "out" / "overview.html", *pages, *sheets]
     assert all(p.is_file() and p.parent in (tmp_path / "out", pages_dir) for p in paths)
     assert "MAP-21" in paths[2].read_text(encoding="utf-8")
     legend_links = re.findall(r'<a href="(collectors/[^"]+)">', paths[0].read_text("utf-8"))
-    assert [tmp_path / "out" / link for link in legend_links] == paths[1:]
+    assert [tmp_path / "out" / link for link in legend_links] == pages
     assert sorted(p.name for p in pages_dir.iterdir()) == sorted(p.name for p in paths[1:])
+
+
+def test_route_sheet_lists_the_stops_redacted_by_the_profile(scenario, tmp_path):
+    from dispatch.compliance import Exposure, ExposureProfile
+    from dispatch.maps import write_route_sheet
+
+    _, itineraries = scenario
+    itinerary = itineraries[0]
+    secret = dataclasses.replace(
+        itinerary.stops[0].case, phone="+358 40 123 4567", national_id="010180-123X"
+    )
+    first = dataclasses.replace(itinerary.stops[0], case=secret)
+    itinerary = dataclasses.replace(itinerary, stops=(first, *itinerary.stops[1:]))
+    hidden = ExposureProfile(levels=(("amount_cents", Exposure.HIDDEN),))
+    path = write_route_sheet(itinerary, tmp_path / "sheet.csv", exposure=hidden)
+    text = path.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [r["case_id"] for r in rows] == [s.case.id for s in itinerary.stops]
+    assert rows[0]["phone"] == "+358 40 *** **67"
+    assert all(r["amount"] == "" for r in rows)
+    assert "010180-123X" not in text
 
 
 @pytest.mark.parametrize("collector_id", ["K/2 ö", "../etc", "a b", "a_b", ".hidden", "ä"])
@@ -564,7 +585,8 @@ def test_pages_load_leaflet_and_jquery_from_the_folder_written_beside_them(
 ):
     plan, itineraries = scenario
     out = tmp_path / "out"
-    overview, *pages = write_maps(problem, plan, itineraries, out)
+    overview, *written = write_maps(problem, plan, itineraries, out)
+    pages = [path for path in written if path.suffix == ".html"]
     shipped = [file for _, file in (*ASSET_SCRIPTS, *ASSET_STYLES)]
     assert linked_files(overview.read_text("utf-8")) == [f"assets/{f}" for f in shipped]
     for page in pages:

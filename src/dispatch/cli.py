@@ -19,7 +19,7 @@ from dispatch.model import Plan, Problem, Reason, TravelMode, Unassigned, format
 from dispatch.network import default_cache_dir
 
 if TYPE_CHECKING:
-    from dispatch.compliance import Policy, VisitRecord
+    from dispatch.compliance import Exclusion, Policy, VisitRecord
     from dispatch.triage import TriageDecision
 
 app = typer.Typer(
@@ -108,6 +108,7 @@ class _Screened:
     held_back: tuple[Unassigned, ...]
     audit: dict[str, Any] | None
     decisions: tuple[TriageDecision, ...]
+    exclusions: tuple[Exclusion, ...] = ()
 
 
 def _screen(
@@ -141,14 +142,16 @@ def _screen(
     else:
         solver_problem = given
     audit = None
+    exclusions: tuple[Exclusion, ...] = ()
     if policy is not None:
         result = apply_policy(solver_problem, policy, history=history)
+        exclusions = result.excluded
         for exclusion in result.excluded:
             detail = f"{exclusion.rule.value}: {exclusion.detail}"
             held_back.append(Unassigned(exclusion.case_id, Reason.POLICY_EXCLUDED, detail))
         solver_problem = result.problem
         audit = result.audit.to_dict()
-    return given, _Screened(solver_problem, tuple(held_back), audit, decisions)
+    return given, _Screened(solver_problem, tuple(held_back), audit, decisions, exclusions)
 
 
 @app.command()
@@ -239,7 +242,15 @@ def plan(
                 audit=screened.audit,
                 triage=screened.decisions,
             )
-            written += write_maps(problem, result, itineraries, out)
+            written += write_maps(
+                problem,
+                result,
+                itineraries,
+                out,
+                exposure=rules.exposure if rules is not None else None,
+                excluded=screened.exclusions,
+                excluded_cases=problem.cases,
+            )
     except DispatchError as error:
         raise _fail(str(error)) from None
     _print_summary(problem, result)

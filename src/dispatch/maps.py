@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import html
+import io
 import json
 import os
 import re
@@ -236,9 +238,12 @@ def render_overview(
         _draw_itinerary(layer, itinerary, colour, exposure=None)
         layer.add_to(fmap)
         bounds.extend(_itinerary_points(itinerary))
-    if plan.unassigned:
-        layer = folium.FeatureGroup(name=f"Unassigned ({len(plan.unassigned)})", show=True)
-        for item in plan.unassigned:
+    # Cases the policy shut out have a layer of their own below.
+    shut_out_ids = {exclusion.case_id for exclusion, _ in shut_out}
+    unassigned = [u for u in plan.unassigned if u.case_id not in shut_out_ids]
+    if unassigned:
+        layer = folium.FeatureGroup(name=f"Unassigned ({len(unassigned)})", show=True)
+        for item in unassigned:
             case = problem.case(item.case_id)
             popup = _table(
                 f"Unassigned: {case.id}",
@@ -274,7 +279,14 @@ def render_overview(
     folium.LayerControl(collapsed=len(itineraries) > 12).add_to(fmap)
     root = _figure(fmap)
     root.header.add_child(folium.Element(f"<style>{_MARKER_CSS}{_LEGEND_CSS}</style>"))
-    legend = _legend(problem, plan, itineraries, page_links or {}, excluded=len(shut_out))
+    legend = _legend(
+        problem,
+        plan,
+        itineraries,
+        page_links or {},
+        excluded=len(shut_out),
+        unassigned=len(unassigned),
+    )
     root.html.add_child(folium.Element(legend))
     _fit(fmap, bounds or [(k.start.lat, k.start.lon) for k in problem.collectors])
     return _save(fmap, path)
@@ -386,6 +398,12 @@ def write_maps(
         )
         for it in itineraries
     ]
+    sheets = [
+        write_route_sheet(
+            it, (pages_dir / names[it.collector.id]).with_suffix(".csv"), exposure=exposure
+        )
+        for it in itineraries
+    ]
     links = {collector_id: f"collectors/{name}" for collector_id, name in names.items()}
     overview = render_overview(
         problem,
@@ -397,7 +415,57 @@ def write_maps(
         excluded_cases=excluded_cases,
         assets_dir=assets_dir,
     )
-    return [overview, *pages]
+    return [overview, *pages, *sheets]
+
+
+ROUTE_SHEET_COLUMNS = (
+    "stop",
+    "eta",
+    "start",
+    "window",
+    "case_id",
+    "service_min",
+    "name",
+    "address",
+    "phone",
+    "amount",
+    "days_past_due",
+)
+
+
+def write_route_sheet(
+    itinerary: Itinerary, path: Path, *, exposure: ExposureProfile | None = None
+) -> Path:
+    """Write a collector's printable route sheet (CSV), redacted like their page.
+
+    Columns the data-exposure profile hides stay empty; the national id and
+    the case's value are never written.
+    """
+    profile = exposure or ExposureProfile()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(ROUTE_SHEET_COLUMNS)
+    for item in itinerary.stops:
+        fields = _collector_fields(item.case, profile)
+        amount = fields.get("amount_cents")
+        writer.writerow(
+            (
+                item.number,
+                format_clock(item.stop.arrival_s),
+                format_clock(item.stop.start_s),
+                "; ".join(str(w) for w in item.case.windows),
+                item.case.id,
+                item.case.service_s // 60,
+                fields.get("name", ""),
+                fields.get("address", ""),
+                fields.get("phone", ""),
+                "" if amount is None else f"{cast(int, amount) / 100:.2f}",
+                fields.get("days_past_due", ""),
+            )
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, buffer.getvalue().encode("utf-8"))
+    return path
 
 
 def copy_assets(assets_dir: Path) -> Path:
@@ -663,6 +731,7 @@ def _legend(
     page_links: Mapping[str, str],
     *,
     excluded: int,
+    unassigned: int,
 ) -> str:
     by_collector = {it.collector.id: it for it in itineraries}
     rows = []
@@ -679,11 +748,11 @@ def _legend(
             f"</span></td><td>{label}</td>"
             f'<td class="num">{visits} visits</td><td class="num">{travel}</td></tr>'
         )
-    if plan.unassigned:
+    if unassigned:
         rows.append(
             f'<tr data-layer="unassigned"><td><span class="dispatch-swatch" '
             f'style="background:{UNASSIGNED_COLOUR}"></span></td><td>Unassigned</td>'
-            f'<td class="num">{len(plan.unassigned)} cases</td><td></td></tr>'
+            f'<td class="num">{unassigned} cases</td><td></td></tr>'
         )
     if excluded:
         rows.append(
