@@ -1,30 +1,33 @@
 """Reasons for unassigned cases, route timing, and an independent check of any plan.
 
-Everything here recomputes times from the travel matrix of each collector's
-mode; nothing trusts the solver. A visit's transit is its service time
-followed by the travel to the next point; collectors may wait at a door for
-a window to open. ``time_route`` ends each route as early as its order
-allows and leaves the start as late as that end allows.
+Everything here recomputes times from the travel matrix of each team's mode;
+nothing trusts the solver. A team is a collector alone or a crew
+(``model.Team``); its route starts and ends at its first member's points. A
+visit's transit is its service time followed by the travel to the next
+point; collectors may wait at a door for a window to open. A due break is
+taken in one piece between two visits (at a door, or on the way, when the
+gap holds both the travel and the break), before leaving, or after reaching
+the end, never during a visit. ``time_route`` ends each route as early as
+its order allows and leaves the start as late as that end allows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-
-import numpy as np
 
 from dispatch.errors import InvalidProblemError
 from dispatch.matrix import UNREACHABLE, TravelMatrix
 from dispatch.model import (
     Case,
-    Collector,
     Plan,
     Problem,
     Reason,
     Route,
     Stop,
+    Team,
     TimeWindow,
     TravelMode,
     Unassigned,
@@ -33,6 +36,10 @@ from dispatch.model import (
 
 # Collectors named in one detail sentence before the rest are summarised as "and N more".
 _NAMED_MAX = 4
+# A displacement check tries removing up to this many visits from one route, and for pairs
+# only among this many of the route's lowest-value visits.
+_DISPLACE_MAX = 2
+_DISPLACE_PAIRS_AMONG = 6
 
 
 class ViolationCode(StrEnum):
@@ -47,7 +54,7 @@ class ViolationCode(StrEnum):
     SHIFT_OVERRUN = "SHIFT_OVERRUN"
     """A route reaches its end after the shift is over."""
     MISSING_SKILL = "MISSING_SKILL"
-    """A collector visits a case whose skills they do not all hold."""
+    """A collector (or crew) visits a case whose skills they do not all hold."""
     OFF_NETWORK = "OFF_NETWORK"
     """A routed case is farther than the snap limit from the collector's road network."""
     DUPLICATE_VISIT = "DUPLICATE_VISIT"
@@ -67,9 +74,27 @@ class ViolationCode(StrEnum):
     BAD_TOTALS = "BAD_TOTALS"
     """A leg or a route total disagrees with the matrix or with the sum of the legs."""
     DUPLICATE_ROUTE = "DUPLICATE_ROUTE"
-    """A collector has more than one route."""
+    """A collector has more than one route (alone or in a crew)."""
     UNASSIGNED_AND_ROUTED = "UNASSIGNED_AND_ROUTED"
     """A case is on a route and also listed as unassigned."""
+    CREW_TOO_SMALL = "CREW_TOO_SMALL"
+    """A case is visited by fewer collectors than its crew size."""
+    CREW_SPLIT = "CREW_SPLIT"
+    """A crew member has a route of their own instead of working on the crew's."""
+    CREW_MEMBERS = "CREW_MEMBERS"
+    """A route's members are not the collector alone or exactly their crew."""
+    BREAK_MISSING = "BREAK_MISSING"
+    """A route of a team with a due break does not say when it is taken."""
+    BREAK_TOO_SHORT = "BREAK_TOO_SHORT"
+    """A break is shorter than the longest break its members are due."""
+    BREAK_OUTSIDE_WINDOW = "BREAK_OUTSIDE_WINDOW"
+    """A break does not lie inside its window (cut to the shift)."""
+    BREAK_OVERLAPS_VISIT = "BREAK_OVERLAPS_VISIT"
+    """A break overlaps a visit."""
+    BREAK_OVERLAPS_TRAVEL = "BREAK_OVERLAPS_TRAVEL"
+    """A break leaves too little time for the travel around it."""
+    APPOINTMENT_MISSED = "APPOINTMENT_MISSED"
+    """A visit with an appointment starts outside the appointment's tolerance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +112,229 @@ class Violation:
 
 @dataclass(frozen=True, slots=True)
 class Insertion:
-    """The cheapest feasible place for a case on one collector's route.
+    """The cheapest feasible place for a case on one team's route.
 
-    ``position`` is the index in the route's visit order where the case goes
-    (0 = first visit). ``extra_travel_s`` is the travel the route gains; for a
-    route without visits it is the whole start-case-end trip, because a
-    collector without visits does not travel at all.
+    ``collector_id`` is the route's id (``Team.id``). ``position`` is the
+    index in the route's visit order where the case goes (0 = first visit).
+    ``extra_travel_s`` is the travel the route gains; for a route without
+    visits it is the whole start-case-end trip, because a collector without
+    visits does not travel at all.
     """
 
     collector_id: str
     position: int
     extra_travel_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Displacement:
+    """Planned visits whose removal from one route would make room for a case.
+
+    ``value_cents`` is what the removed visits are worth together.
+    """
+
+    collector_id: str
+    case_ids: tuple[str, ...]
+    value_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Break:
+    """A team's due break: its length and the span (inside the shift) it must lie in."""
+
+    window: TimeWindow
+    length_s: int
+
+    @property
+    def latest_start_s(self) -> int:
+        return self.window.end_s - self.length_s
+
+    def ready_after(self, depart_s: int, travel_s: int) -> int | None:
+        """Earliest moment ready at the next door, taking the break on the way.
+
+        The break starts on leaving or when its window opens, whichever is
+        later (travel pauses for it, or it is taken at the next door); None
+        when it could no longer start inside its window.
+        """
+        if max(depart_s, self.window.start_s) > self.latest_start_s:
+            return None
+        return max(depart_s + travel_s, self.window.start_s) + self.length_s
+
+    def arrival_at_end(self, depart_s: int, travel_s: int) -> int | None:
+        """Earliest arrival at the end point with the break taken after arriving or on the way."""
+        if depart_s + travel_s <= self.latest_start_s:
+            return depart_s + travel_s
+        if depart_s <= self.latest_start_s:
+            return depart_s + travel_s + self.length_s
+        return None
+
+    def latest_departure(self, ready_by_s: int, travel_s: int) -> int | None:
+        """Latest departure that is ready at the next door by ``ready_by_s``, break taken."""
+        if self.window.start_s + self.length_s > ready_by_s:
+            return None
+        return min(ready_by_s - travel_s - self.length_s, self.latest_start_s)
+
+    def latest_departure_to_end(self, arrive_by_s: int, travel_s: int) -> int | None:
+        """Latest departure that reaches the end by ``arrive_by_s`` and still takes the break."""
+        after = min(self.latest_start_s, arrive_by_s) - travel_s
+        on_the_way = min(self.latest_start_s, arrive_by_s - travel_s - self.length_s)
+        return max(after, on_the_way)
+
+
+def _break_of(team: Team) -> _Break | None:
+    if team.break_window is None or team.break_s <= 0:
+        return None
+    return _Break(team.break_window, team.break_s)
+
+
+def _earlier(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _later(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+def _reach(
+    brk: _Break | None, travel_s: int, due_s: int | None, done_s: int | None, *, to_end: bool
+) -> tuple[int | None, int | None, bool]:
+    """Earliest ready time at the next point, break still due and break taken.
+
+    ``due_s`` and ``done_s`` are the earliest departures with the break still
+    due and already taken. The third value says whether the taken state is
+    reached by taking the break on this leg (rather than earlier).
+    """
+    ready_due = None if due_s is None else due_s + travel_s
+    carried = None if done_s is None else done_s + travel_s
+    taken = None
+    if brk is not None and due_s is not None:
+        taken = brk.arrival_at_end(due_s, travel_s) if to_end else brk.ready_after(due_s, travel_s)
+    ready_done = _earlier(carried, taken)
+    fresh = taken is not None and (carried is None or taken < carried)
+    return ready_due, ready_done, fresh
+
+
+def _leave_by(
+    brk: _Break | None,
+    travel_s: int,
+    due_by_s: int | None,
+    done_by_s: int | None,
+    *,
+    to_end: bool,
+) -> tuple[int | None, int | None]:
+    """Latest departures (break due, break taken) that reach the next point in time.
+
+    ``due_by_s`` and ``done_by_s`` are the latest ready times at the next
+    point that keep the rest of the route, with the break due and taken.
+    """
+    leave_done = None if done_by_s is None else done_by_s - travel_s
+    leave_due = None if due_by_s is None else due_by_s - travel_s
+    if brk is not None and done_by_s is not None:
+        via = (
+            brk.latest_departure_to_end(done_by_s, travel_s)
+            if to_end
+            else brk.latest_departure(done_by_s, travel_s)
+        )
+        leave_due = _later(leave_due, via)
+    return leave_due, leave_done
+
+
+def _leave(case: Case, ready_s: int | None) -> int | None:
+    """When a visit ends if the collector is ready at the door at ``ready_s``."""
+    if ready_s is None:
+        return None
+    start_s = _earliest_start(case.start_windows, ready_s)
+    return None if start_s is None else start_s + case.service_s
+
+
+def _arrive_by(case: Case, leave_by_s: int | None) -> int | None:
+    """Latest ready time at the door that still ends the visit by ``leave_by_s``."""
+    if leave_by_s is None:
+        return None
+    return _latest_start(case.start_windows, leave_by_s - case.service_s)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sweep:
+    """Earliest departures and latest arrivals along a fixed visit order.
+
+    Points are the start (0), the visits (1..n) and the end (n + 1); each is
+    tracked with the break still due and with it taken (teams without a
+    break use the due state only). ``due``/``done`` give the earliest
+    departure from points 0..n; ``due_by``/``done_by`` the latest ready time
+    at points 1..n+1 that keeps the rest of the route. With waiting allowed,
+    arriving earlier never hurts, so a new visit fits between points k and
+    k + 1 exactly when some state leaves k early enough to make the visit and
+    reach k + 1 by its latest time.
+    """
+
+    due: list[int | None]
+    done: list[int | None]
+    due_by: list[int | None]
+    done_by: list[int | None]
+
+    @property
+    def end_s(self) -> int | None:
+        """Earliest arrival at the end (the break taken when one is due), or None."""
+        return self.due[-1] if self.done[-1] is None else self.done[-1]
+
+
+def _sweep(
+    cases: Sequence[Case],
+    legs_s: Sequence[int],
+    depart_s: int,
+    arrive_by_s: int,
+    brk: _Break | None,
+) -> tuple[_Sweep, list[bool]]:
+    """Sweep a visit order forwards from ``depart_s`` and backwards from ``arrive_by_s``.
+
+    Returns the sweep (``due``/``done`` extended by the end point) and, per
+    point, whether the earliest break-taken state took its break on the leg
+    leading there.
+    """
+    n = len(cases)
+    due: list[int | None] = [depart_s]
+    done: list[int | None] = [None]
+    fresh = [False]
+    for index in range(n + 1):
+        to_end = index == n
+        ready_due, ready_done, took = _reach(brk, legs_s[index], due[-1], done[-1], to_end=to_end)
+        if to_end:
+            due.append(ready_due if brk is None else None)
+            done.append(ready_done)
+        else:
+            due.append(_leave(cases[index], ready_due))
+            done.append(_leave(cases[index], ready_done))
+        fresh.append(took)
+    due_by: list[int | None] = [None] * (n + 2)
+    done_by: list[int | None] = [None] * (n + 2)
+    if brk is None:
+        due_by[n + 1] = arrive_by_s
+    else:
+        done_by[n + 1] = arrive_by_s
+    for point in range(n, 0, -1):
+        leave_due, leave_done = _leave_by(
+            brk, legs_s[point], due_by[point + 1], done_by[point + 1], to_end=point == n
+        )
+        due_by[point] = _arrive_by(cases[point - 1], leave_due)
+        done_by[point] = _arrive_by(cases[point - 1], leave_done)
+    return _Sweep(due, done, due_by, done_by), fresh
+
+
+def _latest_departure(
+    sweep: _Sweep, legs_s: Sequence[int], brk: _Break | None, n_cases: int
+) -> int | None:
+    """Latest departure from the start that keeps the route (break due on leaving)."""
+    leave_due, _ = _leave_by(brk, legs_s[0], sweep.due_by[1], sweep.done_by[1], to_end=n_cases == 0)
+    return leave_due
 
 
 def time_route(
@@ -106,16 +343,17 @@ def time_route(
     collector_id: str,
     case_ids: Sequence[str],
 ) -> Route:
-    """Time an ordered list of visits for a collector, reading the matrix of their mode.
+    """Time an ordered list of visits for a team, reading the matrix of its mode.
 
     The route reaches its end as early as the order allows, and leaves the
     start as late as it can without reaching the end any later (never before
     the shift starts): waiting that can be spent before leaving is not spent
     at a door. After that departure, each visit starts at the earliest moment
-    inside one of its windows. A visit that cannot start inside any window
-    (the collector arrives after the last one) starts on arrival; an order
-    that cannot be kept yields a route that ``check_plan`` reports, rather
-    than an error.
+    inside one of its start windows (``Case.start_windows``), and a due break
+    is taken at the first place that keeps that end. An order that cannot be
+    kept (a visit reached after its last window, or no room for the break)
+    is timed without the break, each such visit starting on arrival; it
+    yields a route that ``check_plan`` reports, rather than an error.
 
     Parameters
     ----------
@@ -124,7 +362,8 @@ def time_route(
     matrices
         Travel matrices by mode, in ``Problem.points()`` order.
     collector_id
-        Whose route it is.
+        Whose route it is: a collector, a crew, or any crew member's id (a
+        crew's route carries its first member's id).
     case_ids
         Visits in order.
 
@@ -132,29 +371,27 @@ def time_route(
     -------
     Route
         Timed stops; ``travel_time_s`` and ``distance_m`` include the return leg
-        to the collector's end point.
+        to the team's end point; crews list their members; a due break is set.
     """
-    position = problem.collector_position(collector_id)
-    collector = problem.collectors[position]
-    matrix = _matrix_of(matrices, collector.mode, problem)
-    duration, distance = matrix.duration_s, matrix.distance_m
+    team = problem.team(collector_id)
+    matrix = _matrix_of(matrices, team.mode, problem)
     cases = [problem.case(c) for c in case_ids]
-    points = (
-        [problem.start_index(position)]
-        + [problem.case_index(c) for c in case_ids]
-        + [problem.end_index(position)]
-    )
-    legs_s = [int(t) for t in duration[points[:-1], points[1:]]]
-    legs_m = [int(d) for d in distance[points[:-1], points[1:]]]
-    depart_s = collector.shift.start_s
-    times, end_s, kept = _forward(cases, legs_s, depart_s)
-    if cases and kept:
-        # The latest arrival at the first visit that still reaches the end at end_s.
-        _, latest = _route_slack(problem, collector, case_ids, points, duration, end_by_s=end_s)
-        depart_s = max(depart_s, latest[1] - legs_s[0])
-    elif cases:
-        depart_s = max(depart_s, times[0][1] - legs_s[0])
-    times, end_s, _ = _forward(cases, legs_s, depart_s)
+    points = _points_of(problem, team, case_ids)
+    legs_s = [int(t) for t in matrix.duration_s[points[:-1], points[1:]]]
+    legs_m = [int(d) for d in matrix.distance_m[points[:-1], points[1:]]]
+    brk = _break_of(team)
+    shift = team.shift
+    schedule = None
+    if all(leg < UNREACHABLE for leg in legs_s):
+        first, _ = _sweep(cases, legs_s, shift.start_s, shift.end_s, brk)
+        if first.end_s is not None and first.end_s <= shift.end_s:
+            # The latest departure that still reaches the end at that earliest time.
+            ends, _ = _sweep(cases, legs_s, shift.start_s, first.end_s, brk)
+            latest = _latest_departure(ends, legs_s, brk, len(cases))
+            depart_s = shift.start_s if latest is None else max(shift.start_s, latest)
+            schedule = _schedule(cases, legs_s, depart_s, first.end_s, brk)
+    if schedule is None:
+        schedule = _schedule_unkept(cases, legs_s, shift.start_s)
     stops = tuple(
         Stop(
             case_id=case.id,
@@ -164,39 +401,109 @@ def time_route(
             travel_time_s=legs_s[index],
             distance_m=legs_m[index],
         )
-        for index, (case, (arrival_s, start_s)) in enumerate(zip(cases, times, strict=True))
+        for index, (case, (arrival_s, start_s)) in enumerate(
+            zip(cases, schedule.times, strict=True)
+        )
     )
     return Route(
-        collector_id=collector_id,
-        start_s=depart_s,
-        end_s=end_s,
+        collector_id=team.id,
+        start_s=schedule.depart_s,
+        end_s=schedule.end_s,
         stops=stops,
         travel_time_s=sum(legs_s),
         distance_m=sum(legs_m),
         return_travel_time_s=legs_s[-1],
         return_distance_m=legs_m[-1],
+        member_ids=team.member_ids if team.crew_id is not None else (),
+        break_start_s=schedule.break_start_s,
+        break_end_s=None
+        if schedule.break_start_s is None
+        else schedule.break_start_s + team.break_s,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    """Times of a route: departure, (arrival, start) per visit, arrival at the end, break."""
+
+    depart_s: int
+    times: list[tuple[int, int]]
+    end_s: int
+    break_start_s: int | None
+
+
+def _schedule(
+    cases: Sequence[Case],
+    legs_s: Sequence[int],
+    depart_s: int,
+    arrive_by_s: int,
+    brk: _Break | None,
+) -> _Schedule | None:
+    """Time a keepable order from ``depart_s``: earliest starts, the break where it first fits."""
+    sweep, fresh = _sweep(cases, legs_s, depart_s, arrive_by_s, brk)
+    if sweep.end_s is None or sweep.end_s > arrive_by_s:
+        return None
+    # The leg on which the earliest break-taken state took its break, found backwards.
+    break_leg = None
+    if brk is not None:
+        point = len(cases) + 1
+        while not fresh[point]:
+            point -= 1
+        break_leg = point - 1
+    times: list[tuple[int, int]] = []
+    break_start_s = None
+    leave_s = depart_s
+    for index, leg_s in enumerate(legs_s):
+        to_end = index == len(cases)
+        arrival_s = ready_s = leave_s + leg_s
+        if brk is not None and index == break_leg:
+            if to_end and arrival_s <= brk.latest_start_s:
+                break_start_s = max(arrival_s, brk.window.start_s)
+            else:
+                break_start_s = max(leave_s, brk.window.start_s)
+                if break_start_s < arrival_s:
+                    arrival_s = ready_s = arrival_s + brk.length_s
+                else:
+                    ready_s = break_start_s + brk.length_s
+        if to_end:
+            end_s = arrival_s
+            break
+        case = cases[index]
+        start_s = _earliest_start(case.start_windows, ready_s)
+        assert start_s is not None, "a swept order keeps every window"
+        times.append((arrival_s, start_s))
+        leave_s = start_s + case.service_s
+    if brk is not None and break_leg == 0 and break_start_s == depart_s:
+        # A break that starts on leaving is taken before leaving.
+        depart_s += brk.length_s
+    return _Schedule(depart_s, times, end_s, break_start_s)
+
+
+def _schedule_unkept(cases: Sequence[Case], legs_s: Sequence[int], depart_s: int) -> _Schedule:
+    """Time an order that cannot be kept: no break, a visit past its windows starts on arrival."""
+    times, end_s = _forward(cases, legs_s, depart_s)
+    if times:
+        depart_s = max(depart_s, times[0][1] - legs_s[0])
+        times, end_s = _forward(cases, legs_s, depart_s)
+    return _Schedule(depart_s, times, end_s, None)
 
 
 def _forward(
     cases: Sequence[Case], legs_s: Sequence[int], depart_s: int
-) -> tuple[list[tuple[int, int]], int, bool]:
-    """Arrival and earliest start at each visit, arrival at the end, and whether all fit.
+) -> tuple[list[tuple[int, int]], int]:
+    """Arrival and earliest start at each visit, and the arrival at the end, without a break.
 
     ``legs_s[i]`` leads to visit ``i``; the last leg leads to the end point.
-    A visit reached after its last window starts on arrival (and does not fit).
+    A visit reached after its last window starts on arrival.
     """
     times: list[tuple[int, int]] = []
-    kept = all(leg < UNREACHABLE for leg in legs_s)
     for case, leg_s in zip(cases, legs_s, strict=False):
         arrival_s = depart_s + leg_s
-        start_s = _earliest_start(case.windows, arrival_s)
-        if start_s is None:
-            kept = False
-            start_s = arrival_s
+        start_s = _earliest_start(case.start_windows, arrival_s)
+        start_s = arrival_s if start_s is None else start_s
         times.append((arrival_s, start_s))
         depart_s = start_s + case.service_s
-    return times, depart_s + legs_s[-1], kept
+    return times, depart_s + legs_s[-1]
 
 
 def feasible_collectors(
@@ -205,21 +512,23 @@ def feasible_collectors(
     *,
     max_snap_m: float,
 ) -> dict[str, tuple[str, ...]]:
-    """Collectors who could visit each case if it were their only visit of the day.
+    """Teams that could visit each case if it were their only visit of the day.
 
-    A collector qualifies for a case when they hold all its skills, may make
-    at least one visit, the case lies within ``max_snap_m`` of their mode's
-    road network, the matrix has a path start-case-end, and leaving at shift
-    start they can start the visit inside a window and reach their end by
-    shift end.
+    A team qualifies for a case when it holds all the case's skills and is
+    at least as large as its crew size, may make at least one visit, the
+    case lies within ``max_snap_m`` of its mode's road network, the matrix
+    has a path start-case-end, and leaving at shift start it can start the
+    visit inside a start window, take its break, and reach its end by shift
+    end.
 
     Returns
     -------
     dict
-        Case id -> ids of such collectors, in ``problem.collectors`` order.
+        Case id -> route ids (``Team.id``) of such teams, in
+        ``problem.teams()`` order.
     """
     return {
-        case.id: tuple(a.collector.id for a in _assess(problem, matrices, case, max_snap_m) if a.ok)
+        case.id: tuple(a.team.id for a in _assess(problem, matrices, case, max_snap_m) if a.ok)
         for case in problem.cases
     }
 
@@ -230,15 +539,18 @@ def screen_cases(
     *,
     max_snap_m: float,
 ) -> dict[str, Unassigned]:
-    """Find the cases that no collector could visit even alone, each with its reason.
+    """Find the cases that no team could visit even alone, each with its reason.
 
-    Reasons are tried in this order: no collector holds the skills
-    (``NO_QUALIFIED_COLLECTOR``); the address is off the road network of every
-    qualified collector's mode (``OFF_NETWORK``); the qualified collectors may
-    make no visits (``CAPACITY_EXHAUSTED``, visit cap 0); no usable collector
-    has a path start-case-end (``UNREACHABLE``); no usable, reachable collector
-    can start the visit inside a window and end the shift on time
-    (``NO_FEASIBLE_TIME``).
+    Reasons are tried in this order: some required skill is held by nobody
+    on duty, or (for a case visited alone) by no collector or crew
+    (``NO_QUALIFIED_COLLECTOR``); no crew large enough holds the skills
+    (``NO_CREW``); the address is off the road network of every qualified
+    team's mode (``OFF_NETWORK``); the qualified teams may make no visits
+    (``CAPACITY_EXHAUSTED``, visit cap 0); no usable team has a path
+    start-case-end (``UNREACHABLE``); no usable, reachable team can start the
+    visit in time, take its break and end the shift on time
+    (``APPOINTMENT_IMPOSSIBLE`` for a case with an appointment, else
+    ``NO_FEASIBLE_TIME``).
 
     Returns
     -------
@@ -250,7 +562,7 @@ def screen_cases(
         assessments = _assess(problem, matrices, case, max_snap_m)
         if any(a.ok for a in assessments):
             continue
-        reason, detail = _screen_reason(case, assessments, max_snap_m)
+        reason, detail = _screen_reason(problem, case, assessments, max_snap_m)
         screened[case.id] = Unassigned(case.id, reason, detail)
     return screened
 
@@ -263,66 +575,134 @@ def cheapest_insertions(
     *,
     collector_ids: Iterable[str],
 ) -> dict[str, Insertion | str]:
-    """Where a case fits at least extra travel into each given collector's route.
+    """Where a case fits at least extra travel into each given team's route.
 
     The other visits keep their order and are retimed (earliest start); the
-    insertion must keep every window, the shift and the visit cap.
+    insertion must keep every start window, the shift, the break and the
+    visit cap.
 
     Parameters
     ----------
     routes
-        Collector id -> case ids in visit order (missing means no visits).
+        Route id -> case ids in visit order (missing means no visits).
     case_id
         The case to place.
     collector_ids
-        Collectors to try (for example those from ``feasible_collectors``).
+        Route ids of the teams to try (for example from ``feasible_collectors``).
 
     Returns
     -------
     dict
-        Collector id -> the cheapest ``Insertion``, or a sentence saying why
+        Route id -> the cheapest ``Insertion``, or a sentence saying why
         the case does not fit.
     """
     case = problem.case(case_id)
-    point = problem.case_index(case_id)
     result: dict[str, Insertion | str] = {}
     for collector_id in collector_ids:
-        position = problem.collector_position(collector_id)
-        collector = problem.collectors[position]
-        order = list(routes.get(collector_id, ()))
-        if collector.max_visits is not None and len(order) >= collector.max_visits:
-            result[collector_id] = f"visit cap {collector.max_visits} reached"
-            continue
-        duration = _matrix_of(matrices, collector.mode, problem).duration_s
-        points = (
-            [problem.start_index(position)]
-            + [problem.case_index(c) for c in order]
-            + [problem.end_index(position)]
+        team = problem.team(collector_id)
+        result[team.id] = _best_insertion(
+            problem, matrices, team, list(routes.get(team.id, ())), case
         )
-        departs, latest = _route_slack(problem, collector, order, points, duration)
-        best: Insertion | None = None
-        for slot in range(len(points) - 1):
-            before, after = points[slot], points[slot + 1]
-            to_case = int(duration[before, point])
-            from_case = int(duration[point, after])
-            if to_case >= UNREACHABLE or from_case >= UNREACHABLE:
-                continue
-            start_s = _earliest_start(case.windows, departs[slot] + to_case)
-            if start_s is None or start_s + case.service_s + from_case > latest[slot + 1]:
-                continue
-            extra_s = to_case + from_case
-            if order:
-                extra_s -= int(duration[before, after])
-            if best is None or extra_s < best.extra_travel_s:
-                best = Insertion(collector_id, slot, extra_s)
-        if best is None:
-            result[collector_id] = (
-                f"no time left between its visits within shift {collector.shift}"
-                f" and windows {_windows_text(case.windows)}"
-            )
-        else:
-            result[collector_id] = best
     return result
+
+
+def _best_insertion(
+    problem: Problem,
+    matrices: Mapping[TravelMode, TravelMatrix],
+    team: Team,
+    order: Sequence[str],
+    case: Case,
+) -> Insertion | str:
+    if team.max_visits is not None and len(order) >= team.max_visits:
+        return f"visit cap {team.max_visits} reached"
+    duration = _matrix_of(matrices, team.mode, problem).duration_s
+    points = _points_of(problem, team, order)
+    cases = [problem.case(c) for c in order]
+    legs_s = [int(t) for t in duration[points[:-1], points[1:]]]
+    brk = _break_of(team)
+    sweep, _ = _sweep(cases, legs_s, team.shift.start_s, team.shift.end_s, brk)
+    point = problem.case_index(case.id)
+    best: Insertion | None = None
+    for slot in range(len(points) - 1):
+        before, after = points[slot], points[slot + 1]
+        to_case = int(duration[before, point])
+        from_case = int(duration[point, after])
+        if to_case >= UNREACHABLE or from_case >= UNREACHABLE:
+            continue
+        ready_due, ready_done, _ = _reach(
+            brk, to_case, sweep.due[slot], sweep.done[slot], to_end=False
+        )
+        leave_due, leave_done = _leave_by(
+            brk,
+            from_case,
+            sweep.due_by[slot + 1],
+            sweep.done_by[slot + 1],
+            to_end=slot == len(order),
+        )
+        due_s, done_s = _leave(case, ready_due), _leave(case, ready_done)
+        fits = (due_s is not None and leave_due is not None and due_s <= leave_due) or (
+            done_s is not None and leave_done is not None and done_s <= leave_done
+        )
+        if not fits:
+            continue
+        extra_s = to_case + from_case
+        if order:
+            extra_s -= legs_s[slot]
+        if best is None or extra_s < best.extra_travel_s:
+            best = Insertion(team.id, slot, extra_s)
+    if best is not None:
+        return best
+    brk_text = f", a {_duration(team.break_s)} break in {team.break_window}" if brk else ""
+    return (
+        f"no time left between its visits within shift {team.shift}{brk_text}"
+        f" and {_start_text(case)}"
+    )
+
+
+def find_displacements(
+    problem: Problem,
+    matrices: Mapping[TravelMode, TravelMatrix],
+    routes: Mapping[str, Sequence[str]],
+    case_id: str,
+    *,
+    collector_ids: Iterable[str],
+    protected: Iterable[str] = (),
+) -> list[Displacement]:
+    """Which planned visits, removed from a route, would make room for a case.
+
+    For each given team's route, the lowest-value set of at most two
+    visits whose removal lets the case fit (retiming the rest); visits in
+    ``protected`` and visits with an appointment are never removed.
+
+    Returns
+    -------
+    list of Displacement
+        One per route where removing visits makes room, lowest value first.
+    """
+    case = problem.case(case_id)
+    keep = set(protected)
+    found: list[Displacement] = []
+    for collector_id in collector_ids:
+        team = problem.team(collector_id)
+        order = list(routes.get(team.id, ()))
+        removable = sorted(
+            (c for c in order if c not in keep and problem.case(c).appointment_s is None),
+            key=lambda c: (problem.case(c).value, c),
+        )
+        options: list[tuple[int, tuple[str, ...]]] = []
+        for size in range(1, _DISPLACE_MAX + 1):
+            pool = removable if size == 1 else removable[:_DISPLACE_PAIRS_AMONG]
+            for removed in itertools.combinations(pool, size):
+                rest = [c for c in order if c not in removed]
+                fit = _best_insertion(problem, matrices, team, rest, case)
+                if isinstance(fit, Insertion):
+                    options.append((sum(problem.case(c).value for c in removed), removed))
+            if options:
+                break
+        if options:
+            value, removed = min(options)
+            found.append(Displacement(team.id, removed, value))
+    return sorted(found, key=lambda d: (d.value_cents, d.collector_id))
 
 
 def explain_dropped(
@@ -333,16 +713,24 @@ def explain_dropped(
     *,
     max_snap_m: float,
     travel_cost_cents_per_hour: int,
+    continuity_cost_cents: int = 0,
+    protected: Iterable[str] = (),
 ) -> dict[str, Unassigned]:
     """Say why each case that passed screening is still not on a route.
 
-    ``CAPACITY_EXHAUSTED`` when no route of a collector who could visit it
-    alone has room (visit cap, shift or windows, re-timing the route);
-    ``NOT_WORTH_TRAVEL`` when it fits somewhere but the cheapest fit costs at
-    least its value in travel (``travel_cost_cents_per_hour``). A case that
-    fits and is worth more than its extra travel has no true reason to be
-    left out; it is absent from the result (``solve`` inserts such cases
-    before explaining). Screened cases get their screening reason.
+    When no route of a team that could visit it alone has room (visit cap,
+    shift, windows or break, re-timing the route), the reason is
+    ``APPOINTMENT_IMPOSSIBLE`` for a case with an appointment and
+    ``CAPACITY_EXHAUSTED`` otherwise; the detail then also names the
+    lowest-value planned visits whose removal would make room
+    (``find_displacements``; visits in ``protected`` stay). When it fits
+    somewhere but every fit costs at least its value in travel
+    (``travel_cost_cents_per_hour``), it is ``NOT_WORTH_TRAVEL``; a fit on
+    the route of its preferred collector is credited
+    ``continuity_cost_cents``, which the case would otherwise lose. A case
+    that fits and pays, or an appointment that fits at all, has no true
+    reason to be left out; it is absent from the result (``solve`` inserts
+    such cases before explaining). Screened cases get their screening reason.
 
     Returns
     -------
@@ -354,38 +742,82 @@ def explain_dropped(
     for case_id in case_ids:
         case = problem.case(case_id)
         assessments = _assess(problem, matrices, case, max_snap_m)
-        usable = [a.collector.id for a in assessments if a.ok]
+        usable = [a.team.id for a in assessments if a.ok]
         if not usable:
-            reason, detail = _screen_reason(case, assessments, max_snap_m)
+            reason, detail = _screen_reason(problem, case, assessments, max_snap_m)
             explained[case_id] = Unassigned(case_id, reason, detail)
             continue
         fits = cheapest_insertions(problem, matrices, orders, case_id, collector_ids=usable)
         options = [f for f in fits.values() if isinstance(f, Insertion)]
         if not options:
-            why = [f"{k} ({text})" for k, text in fits.items()]
+            why = _join([f"{_who(problem.team(k))} ({text})" for k, text in fits.items()])
+            displaced = find_displacements(
+                problem, matrices, orders, case_id, collector_ids=usable, protected=protected
+            )
+            if case.appointment_s is not None:
+                reason = Reason.APPOINTMENT_IMPOSSIBLE
+                detail = f"no route that could keep {_start_text(case)} has room: {why}"
+            else:
+                reason = Reason.CAPACITY_EXHAUSTED
+                detail = f"no room left on the route of {why}"
             explained[case_id] = Unassigned(
-                case_id,
-                Reason.CAPACITY_EXHAUSTED,
-                f"no room left on the route of {_join(why)}",
+                case_id, reason, detail + _displacement_text(problem, case, displaced)
             )
             continue
-        best = min(options, key=lambda f: f.extra_travel_s)
-        cost_x3600 = best.extra_travel_s * travel_cost_cents_per_hour
-        if cost_x3600 < case.value * 3600:
+        if case.appointment_s is not None:
+            continue
+        rate = travel_cost_cents_per_hour
+        best = max(
+            options,
+            key=lambda f: (_gain(problem, case, f, rate, continuity_cost_cents), -f.extra_travel_s),
+        )
+        if _gain(problem, case, best, rate, continuity_cost_cents) > 0:
             continue
         order = orders.get(best.collector_id, ())
         where = f"after {order[best.position - 1]}" if best.position else "as the first visit"
         if not order:
             where = "as its only visit"
+        credit = _continuity_credit(problem, case, best, continuity_cost_cents)
+        also = f" plus {_money(credit)} for its preferred collector" if credit else ""
         explained[case_id] = Unassigned(
             case_id,
             Reason.NOT_WORTH_TRAVEL,
-            f"the cheapest fit, on {best.collector_id}'s route {where}, adds "
-            f"{_duration(best.extra_travel_s)} of travel costing "
-            f"{_money(round(cost_x3600 / 3600))}, not less than the case's value "
-            f"{_money(case.value)}",
+            f"the cheapest fit, on {_whose(problem.team(best.collector_id))} route {where}, "
+            f"adds {_duration(best.extra_travel_s)} of travel costing "
+            f"{_money(round(best.extra_travel_s * rate / 3600))}, not less than the case's "
+            f"value {_money(case.value)}{also}",
         )
     return explained
+
+
+def _gain(
+    problem: Problem, case: Case, fit: Insertion, rate: int, continuity_cost_cents: int
+) -> int:
+    """What visiting on this fit gains over leaving the case out, in 1/3600 cent."""
+    credit = case.value + _continuity_credit(problem, case, fit, continuity_cost_cents)
+    return credit * 3600 - fit.extra_travel_s * rate
+
+
+def _continuity_credit(problem: Problem, case: Case, fit: Insertion, cost_cents: int) -> int:
+    """What visiting on this route keeps of the case's continuity, in cents."""
+    preferred = case.preferred_collector
+    if not cost_cents or preferred is None:
+        return 0
+    return cost_cents if preferred in problem.team(fit.collector_id).member_ids else 0
+
+
+def _displacement_text(problem: Problem, case: Case, displaced: Sequence[Displacement]) -> str:
+    if not displaced:
+        return ""
+    best = displaced[0]
+    listed = ", ".join(f"{c} ({_money(problem.case(c).value)})" for c in best.case_ids)
+    whose = _whose(problem.team(best.collector_id))
+    if best.value_cents < case.value:
+        return (
+            f"; lower-value {listed} on {whose} route took the room it needed "
+            f"(this case is worth {_money(case.value)})"
+        )
+    return f"; making room would mean dropping {listed} from {whose} route, worth as much or more"
 
 
 def check_plan(
@@ -399,7 +831,10 @@ def check_plan(
 
     Each route is followed from its stated departure: a stop may not be
     reached earlier than the previous point's stated end plus the matrix
-    travel time of the collector's mode. Nothing from the solver is trusted.
+    travel time of the team's mode (plus the break, when it is taken on the
+    way). A crew's route must carry its first member's id and list exactly
+    its members; a collector works on one route at most. Nothing from the
+    solver is trusted.
 
     Returns
     -------
@@ -411,7 +846,7 @@ def check_plan(
     known_collectors = {k.id for k in problem.collectors}
     known_cases = {c.id for c in problem.cases}
     routed: dict[str, list[str]] = {}
-    seen_routes: set[str] = set()
+    routes_of: dict[str, list[str]] = {}
     for route in plan.routes:
         for stop in route.stops:
             routed.setdefault(stop.case_id, []).append(route.collector_id)
@@ -424,17 +859,23 @@ def check_plan(
                 )
             )
             continue
-        if route.collector_id in seen_routes:
+        team = problem.team(route.collector_id)
+        for member in sorted({route.collector_id, *team.member_ids, *route.members}):
+            routes_of.setdefault(member, []).append(route.collector_id)
+        misfits = _check_members(team, route)
+        violations.extend(misfits)
+        if not any(v.code == ViolationCode.CREW_SPLIT for v in misfits):
+            violations.extend(_check_route(problem, matrices, team, route, max_snap_m))
+
+    for collector_id, route_ids in routes_of.items():
+        if len(route_ids) > 1:
             violations.append(
                 Violation(
                     ViolationCode.DUPLICATE_ROUTE,
-                    f"collector {route.collector_id} has more than one route",
-                    collector_id=route.collector_id,
+                    f"collector {collector_id} has more than one route",
+                    collector_id=collector_id,
                 )
             )
-        seen_routes.add(route.collector_id)
-        violations.extend(_check_route(problem, matrices, route, max_snap_m))
-
     for case_id, collectors in routed.items():
         if len(collectors) > 1:
             violations.append(
@@ -485,155 +926,83 @@ def check_plan(
     return violations
 
 
+def _check_members(team: Team, route: Route) -> list[Violation]:
+    """A crew works on its first member's route, listing exactly its members."""
+    who = route.collector_id
+    if team.crew_id is not None and team.id != who:
+        return [
+            Violation(
+                ViolationCode.CREW_SPLIT,
+                f"{who} works in crew {team.crew_id} today, on {team.id}'s route, not alone",
+                collector_id=who,
+            )
+        ]
+    if route.members != team.member_ids:
+        expected = (
+            f"crew {team.crew_id}'s members {', '.join(team.member_ids)}"
+            if team.crew_id is not None
+            else f"{who} alone"
+        )
+        return [
+            Violation(
+                ViolationCode.CREW_MEMBERS,
+                f"{who}'s route lists {', '.join(route.members)}, not {expected}",
+                collector_id=who,
+            )
+        ]
+    return []
+
+
 @dataclass(frozen=True, slots=True)
-class _Assessment:
-    """Whether one collector could visit one case alone, and if not, the first reason."""
+class _Gap:
+    """The time between leaving one point and starting at the next, as a route states it."""
 
-    collector: Collector
-    skilled: bool
-    snap_m: float = 0.0
-    on_network: bool = True
-    capped: bool = False
-    reachable: bool = True
-    timely: bool = True
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.skilled and self.on_network and not self.capped and self.reachable and self.timely
-        )
-
-
-def _assess(
-    problem: Problem,
-    matrices: Mapping[TravelMode, TravelMatrix],
-    case: Case,
-    max_snap_m: float,
-) -> list[_Assessment]:
-    point = problem.case_index(case.id)
-    assessments: list[_Assessment] = []
-    for position, collector in enumerate(problem.collectors):
-        if not collector.can_serve(case):
-            assessments.append(_Assessment(collector, skilled=False))
-            continue
-        matrix = _matrix_of(matrices, collector.mode, problem)
-        snap_m = float(matrix.snap_m[point])
-        if snap_m > max_snap_m:
-            assessments.append(_Assessment(collector, True, snap_m, on_network=False))
-            continue
-        if collector.max_visits == 0:
-            assessments.append(_Assessment(collector, True, snap_m, capped=True))
-            continue
-        to_case = int(matrix.duration_s[problem.start_index(position), point])
-        from_case = int(matrix.duration_s[point, problem.end_index(position)])
-        if to_case >= UNREACHABLE or from_case >= UNREACHABLE:
-            leg = "to" if to_case >= UNREACHABLE else "back from"
-            assessments.append(
-                _Assessment(
-                    collector,
-                    True,
-                    snap_m,
-                    reachable=False,
-                    note=f"{collector.id} ({collector.mode}: no path {leg} the address)",
-                )
-            )
-            continue
-        arrival_s = collector.shift.start_s + to_case
-        start_s = _earliest_start(case.windows, arrival_s)
-        if start_s is None:
-            note = (
-                f"{collector.id} ({collector.mode}, shift {collector.shift}) "
-                f"arrives {format_clock(arrival_s)} at the earliest"
-            )
-        elif start_s + case.service_s + from_case > collector.shift.end_s:
-            note = (
-                f"{collector.id} ({collector.mode}) could start at {format_clock(start_s)} "
-                f"but would reach the end at "
-                f"{format_clock(start_s + case.service_s + from_case)}, after the shift "
-                f"ends at {format_clock(collector.shift.end_s)}"
-            )
-        else:
-            note = ""
-        assessments.append(_Assessment(collector, True, snap_m, timely=not note, note=note))
-    return assessments
-
-
-def _screen_reason(
-    case: Case, assessments: Sequence[_Assessment], max_snap_m: float
-) -> tuple[Reason, str]:
-    if not assessments:
-        return Reason.NO_QUALIFIED_COLLECTOR, "no collector is on duty"
-    skilled = [a for a in assessments if a.skilled]
-    if not skilled:
-        needs = sorted(case.skills)
-        what = f"skill {needs[0]}" if len(needs) == 1 else f"skills {', '.join(needs)}"
-        holds = "has it" if len(needs) == 1 else "holds all of them"
-        return Reason.NO_QUALIFIED_COLLECTOR, f"needs {what}; no collector {holds}"
-    if not any(a.on_network for a in skilled):
-        nearest: dict[str, float] = {}
-        for a in skilled:
-            nearest[a.collector.mode] = a.snap_m
-        roads = ", ".join(
-            f"{snap:.0f} m from the nearest {mode} road" for mode, snap in nearest.items()
-        )
-        return (
-            Reason.OFF_NETWORK,
-            f"the address is {roads} (limit {max_snap_m:.0f} m)",
-        )
-    usable = [a for a in skilled if a.on_network and not a.capped]
-    if not usable:
-        capped = [a.collector.id for a in skilled if a.capped]
-        off = [a.collector.id for a in skilled if not a.on_network]
-        detail = f"qualified collector(s) {_join(capped)} may make no visits today (visit cap 0)"
-        if off:
-            detail += f"; the address is off the road network of {_join(off)}"
-        return Reason.CAPACITY_EXHAUSTED, detail
-    reachable = [a for a in usable if a.reachable]
-    if not reachable:
-        return (
-            Reason.UNREACHABLE,
-            f"no road path from the start to the address and on to the end for "
-            f"{_join([a.note for a in usable])}",
-        )
-    return (
-        Reason.NO_FEASIBLE_TIME,
-        f"no qualified collector can start the visit inside {_windows_text(case.windows)} "
-        f"and end the shift on time: {_join([a.note for a in reachable])}",
-    )
+    leave_s: int
+    arrival_s: int
+    start_s: int
+    travel_s: int
+    origin: str
+    target: str
 
 
 def _check_route(
     problem: Problem,
     matrices: Mapping[TravelMode, TravelMatrix],
+    team: Team,
     route: Route,
     max_snap_m: float,
 ) -> list[Violation]:
-    position = problem.collector_position(route.collector_id)
-    collector = problem.collectors[position]
-    matrix = _matrix_of(matrices, collector.mode, problem)
-    who = collector.id
+    matrix = _matrix_of(matrices, team.mode, problem)
+    who = _who(team)
     found: list[Violation] = []
 
     def report(code: ViolationCode, message: str, case_id: str | None = None) -> None:
-        found.append(Violation(code, message, collector_id=who, case_id=case_id))
+        found.append(Violation(code, message, collector_id=route.collector_id, case_id=case_id))
 
-    if route.start_s < collector.shift.start_s:
+    if route.start_s < team.shift.start_s:
         report(
             ViolationCode.SHIFT_START,
             f"{who} leaves at {_clock(route.start_s)}, before the shift starts at "
-            f"{_clock(collector.shift.start_s)}",
+            f"{_clock(team.shift.start_s)}",
         )
-    if collector.max_visits is not None and len(route.stops) > collector.max_visits:
+    if team.max_visits is not None and len(route.stops) > team.max_visits:
         report(
             ViolationCode.MAX_VISITS,
-            f"{who} has {len(route.stops)} visits, more than the cap of {collector.max_visits}",
+            f"{who} has {len(route.stops)} visits, more than the cap of {team.max_visits}",
         )
-    previous = problem.start_index(position)
+    brk = _break_of(team)
+    # Break placement is judged against the stated times; the travel rules below add the
+    # break to a leg only when the route takes it on that leg.
+    break_span = None
+    if route.break_start_s is not None and route.break_end_s is not None:
+        break_span = (route.break_start_s, route.break_end_s)
+    previous = problem.start_index(team.position)
     previous_name = "the start"
     depart_s = route.start_s
     travel_total_s = 0
     distance_total_m = 0
+    gaps: list[_Gap] = []
+    visits: list[tuple[int, int, str]] = []
     for stop in route.stops:
         try:
             case = problem.case(stop.case_id)
@@ -645,18 +1014,12 @@ def _check_route(
             )
             continue
         point = problem.case_index(case.id)
-        if not collector.can_serve(case):
-            missing = ", ".join(sorted(case.skills - collector.skills))
-            report(
-                ViolationCode.MISSING_SKILL,
-                f"{who} visits {case.id} without skill(s) {missing}",
-                case.id,
-            )
+        _check_visitor(team, case, who, report)
         snap_m = float(matrix.snap_m[point])
         if snap_m > max_snap_m:
             report(
                 ViolationCode.OFF_NETWORK,
-                f"{case.id} is {snap_m:.0f} m from {who}'s {collector.mode} network "
+                f"{case.id} is {snap_m:.0f} m from {_whose(team)} {team.mode} network "
                 f"(limit {max_snap_m:.0f} m)",
                 case.id,
             )
@@ -665,15 +1028,15 @@ def _check_route(
         if stop.travel_time_s != travel_s or stop.distance_m != distance_m:
             report(
                 ViolationCode.BAD_TOTALS,
-                f"{who}'s leg from {previous_name} to {case.id} says "
-                f"{stop.travel_time_s} s and {stop.distance_m} m; the {collector.mode} matrix "
+                f"{_whose(team)} leg from {previous_name} to {case.id} says "
+                f"{stop.travel_time_s} s and {stop.distance_m} m; the {team.mode} matrix "
                 f"says {travel_s} s and {distance_m} m",
                 case.id,
             )
         if travel_s >= UNREACHABLE:
             report(
                 ViolationCode.LATE,
-                f"{who} has no {collector.mode} path from {previous_name} to {case.id}",
+                f"{who} has no {team.mode} path from {previous_name} to {case.id}",
                 case.id,
             )
         elif stop.arrival_s < depart_s + travel_s:
@@ -698,31 +1061,45 @@ def _check_route(
                 f"{_windows_text(case.windows)}",
                 case.id,
             )
+        if case.appointment_s is not None and (
+            abs(stop.start_s - case.appointment_s) > case.appointment_tolerance_s
+        ):
+            report(
+                ViolationCode.APPOINTMENT_MISSED,
+                f"{who} starts {case.id} at {_clock(stop.start_s)}, not within "
+                f"{_duration(case.appointment_tolerance_s)} of its appointment at "
+                f"{_clock(case.appointment_s)}",
+                case.id,
+            )
         if stop.end_s - stop.start_s < case.service_s:
             report(
                 ViolationCode.SERVICE_TOO_SHORT,
-                f"{who}'s visit to {case.id} lasts {_duration(stop.end_s - stop.start_s)}, "
-                f"less than its service time of {_duration(case.service_s)}",
+                f"{_whose(team)} visit to {case.id} lasts "
+                f"{_duration(stop.end_s - stop.start_s)}, less than its service time of "
+                f"{_duration(case.service_s)}",
                 case.id,
             )
+        gaps.append(_Gap(depart_s, stop.arrival_s, stop.start_s, travel_s, previous_name, case.id))
+        visits.append((stop.start_s, stop.end_s, case.id))
         travel_total_s += stop.travel_time_s
         distance_total_m += stop.distance_m
         previous, previous_name, depart_s = point, case.id, stop.end_s
 
-    end_point = problem.end_index(position)
+    end_point = problem.end_index(team.position)
     return_s = int(matrix.duration_s[previous, end_point])
     return_m = int(matrix.distance_m[previous, end_point])
+    gaps.append(_Gap(depart_s, route.end_s, route.end_s, return_s, previous_name, "the end"))
     if route.return_travel_time_s != return_s or route.return_distance_m != return_m:
         report(
             ViolationCode.BAD_TOTALS,
-            f"{who}'s return leg from {previous_name} says {route.return_travel_time_s} s and "
-            f"{route.return_distance_m} m; the {collector.mode} matrix says {return_s} s "
-            f"and {return_m} m",
+            f"{_whose(team)} return leg from {previous_name} says "
+            f"{route.return_travel_time_s} s and {route.return_distance_m} m; the "
+            f"{team.mode} matrix says {return_s} s and {return_m} m",
         )
     if return_s >= UNREACHABLE:
         report(
             ViolationCode.LATE,
-            f"{who} has no {collector.mode} path from {previous_name} to the end point",
+            f"{who} has no {team.mode} path from {previous_name} to the end point",
         )
     elif route.end_s < depart_s + return_s:
         report(
@@ -731,57 +1108,278 @@ def _check_route(
             f"{_clock(depart_s)} cannot arrive before {_clock(depart_s + return_s)}",
         )
     arrive_end_s = max(route.end_s, depart_s + min(return_s, UNREACHABLE))
-    if arrive_end_s > collector.shift.end_s:
+    if arrive_end_s > team.shift.end_s:
         report(
             ViolationCode.SHIFT_OVERRUN,
             f"{who} reaches the end at {_clock(arrive_end_s)}, after the shift ends at "
-            f"{_clock(collector.shift.end_s)}",
+            f"{_clock(team.shift.end_s)}",
         )
     travel_total_s += route.return_travel_time_s
     distance_total_m += route.return_distance_m
     if route.travel_time_s != travel_total_s or route.distance_m != distance_total_m:
         report(
             ViolationCode.BAD_TOTALS,
-            f"{who}'s route totals say {route.travel_time_s} s and {route.distance_m} m; "
+            f"{_whose(team)} route totals say {route.travel_time_s} s and {route.distance_m} m; "
             f"its legs add up to {travel_total_s} s and {distance_total_m} m",
         )
+    if brk is not None:
+        for code, message in _check_break(team, brk, route, break_span, gaps, visits):
+            report(code, message)
     return found
 
 
-def _route_slack(
-    problem: Problem,
-    collector: Collector,
-    order: Sequence[str],
-    points: Sequence[int],
-    duration: np.ndarray,
-    *,
-    end_by_s: int | None = None,
-) -> tuple[list[int], list[int]]:
-    """Earliest departure from each point and latest allowed arrival at each point.
+def _check_visitor(
+    team: Team, case: Case, who: str, report: Callable[[ViolationCode, str, str | None], None]
+) -> None:
+    """Whether the team holds the case's skills and is large enough for it."""
+    if not case.skills <= team.skills:
+        missing = ", ".join(sorted(case.skills - team.skills))
+        report(
+            ViolationCode.MISSING_SKILL,
+            f"{who} visits {case.id} without skill(s) {missing}",
+            case.id,
+        )
+    if team.size < case.min_crew:
+        report(
+            ViolationCode.CREW_TOO_SMALL,
+            f"{who} visits {case.id}, which needs a crew of {case.min_crew}, with "
+            f"{team.size} collector{'s' if team.size > 1 else ''}",
+            case.id,
+        )
 
-    ``departs[i]`` is when the collector can leave ``points[i]`` at the
-    earliest; ``latest[i]`` is the latest arrival at ``points[i]`` that keeps
-    the rest of the route feasible, reaching the end by ``end_by_s`` (default:
-    the shift's end). Inserting between ``i`` and ``i + 1`` is
-    feasible when the arrival at ``i + 1`` is at most ``latest[i + 1]``: with
-    waiting allowed an earlier arrival never hurts, so this is exact even
-    with several windows per case.
-    """
-    cases = [problem.case(c) for c in order]
-    departs = [collector.shift.start_s]
-    for index, case in enumerate(cases):
-        arrival_s = departs[-1] + int(duration[points[index], points[index + 1]])
-        start_s = _earliest_start(case.windows, arrival_s)
-        departs.append((arrival_s if start_s is None else start_s) + case.service_s)
-    latest = [0] * len(points)
-    latest[-1] = collector.shift.end_s if end_by_s is None else end_by_s
-    for index in range(len(cases), 0, -1):
-        case = cases[index - 1]
-        leave_by = latest[index + 1] - int(duration[points[index], points[index + 1]])
-        start_by = _latest_start(case.windows, leave_by - case.service_s)
-        # An unkeepable route admits no insertion: -1 is earlier than any arrival.
-        latest[index] = -1 if start_by is None else start_by
-    return departs, latest
+
+def _check_break(
+    team: Team,
+    brk: _Break,
+    route: Route,
+    span: tuple[int, int] | None,
+    gaps: Sequence[_Gap],
+    visits: Sequence[tuple[int, int, str]],
+) -> list[tuple[ViolationCode, str]]:
+    """The due break is stated, long enough, inside its window, and clear of visits and travel."""
+    who = _who(team)
+    if span is None:
+        return [
+            (
+                ViolationCode.BREAK_MISSING,
+                f"{who} is due a {_duration(brk.length_s)} break in {brk.window} but the "
+                "route states none",
+            )
+        ]
+    start_s, end_s = span
+    found: list[tuple[ViolationCode, str]] = []
+    stated = f"{_clock(start_s)}-{_clock(end_s)}"
+    if end_s - start_s < brk.length_s:
+        found.append(
+            (
+                ViolationCode.BREAK_TOO_SHORT,
+                f"{_whose(team)} break {stated} is shorter than {_duration(brk.length_s)}",
+            )
+        )
+    if start_s < brk.window.start_s or end_s > brk.window.end_s:
+        found.append(
+            (
+                ViolationCode.BREAK_OUTSIDE_WINDOW,
+                f"{_whose(team)} break {stated} is not inside {brk.window}",
+            )
+        )
+    if end_s <= route.start_s or start_s >= route.end_s:
+        return found
+    for visit_start_s, visit_end_s, case_id in visits:
+        if start_s < visit_end_s and visit_start_s < end_s:
+            found.append(
+                (
+                    ViolationCode.BREAK_OVERLAPS_VISIT,
+                    f"{_whose(team)} break {stated} overlaps the visit to {case_id} "
+                    f"({_clock(visit_start_s)}-{_clock(visit_end_s)})",
+                )
+            )
+            return found
+    length_s = end_s - start_s
+    for gap in gaps:
+        on_the_way = (
+            gap.leave_s <= start_s
+            and end_s <= gap.arrival_s
+            and gap.arrival_s - gap.leave_s >= gap.travel_s + length_s
+        )
+        at_the_door = gap.arrival_s <= start_s and end_s <= gap.start_s
+        if on_the_way or at_the_door:
+            return found
+    found.append(
+        (
+            ViolationCode.BREAK_OVERLAPS_TRAVEL,
+            f"{_whose(team)} break {stated} leaves too little time for the travel around it",
+        )
+    )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Assessment:
+    """Whether one team could visit one case alone, and if not, the first reason."""
+
+    team: Team
+    skilled: bool
+    snap_m: float = 0.0
+    on_network: bool = True
+    capped: bool = False
+    reachable: bool = True
+    timely: bool = True
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.skilled and self.on_network and not self.capped and self.reachable and self.timely
+        )
+
+
+def _assess(
+    problem: Problem,
+    matrices: Mapping[TravelMode, TravelMatrix],
+    case: Case,
+    max_snap_m: float,
+) -> list[_Assessment]:
+    point = problem.case_index(case.id)
+    assessments: list[_Assessment] = []
+    for team in problem.teams():
+        if not team.can_serve(case):
+            assessments.append(_Assessment(team, skilled=False))
+            continue
+        matrix = _matrix_of(matrices, team.mode, problem)
+        snap_m = float(matrix.snap_m[point])
+        if snap_m > max_snap_m:
+            assessments.append(_Assessment(team, True, snap_m, on_network=False))
+            continue
+        if team.max_visits == 0:
+            assessments.append(_Assessment(team, True, snap_m, capped=True))
+            continue
+        to_case = int(matrix.duration_s[problem.start_index(team.position), point])
+        from_case = int(matrix.duration_s[point, problem.end_index(team.position)])
+        who = _who(team)
+        if to_case >= UNREACHABLE or from_case >= UNREACHABLE:
+            leg = "to" if to_case >= UNREACHABLE else "back from"
+            assessments.append(
+                _Assessment(
+                    team,
+                    True,
+                    snap_m,
+                    reachable=False,
+                    note=f"{who} ({team.mode}: no path {leg} the address)",
+                )
+            )
+            continue
+        shift = team.shift
+        arrival_s = shift.start_s + to_case
+        start_s = _earliest_start(case.start_windows, arrival_s)
+        if start_s is None:
+            note = (
+                f"{who} ({team.mode}, shift {shift}) arrives {format_clock(arrival_s)} "
+                "at the earliest"
+            )
+        elif start_s + case.service_s + from_case > shift.end_s:
+            note = (
+                f"{who} ({team.mode}) could start at {format_clock(start_s)} "
+                f"but would reach the end at "
+                f"{format_clock(start_s + case.service_s + from_case)}, after the shift "
+                f"ends at {format_clock(shift.end_s)}"
+            )
+        else:
+            sweep, _ = _sweep(
+                [case], [to_case, from_case], shift.start_s, shift.end_s, _break_of(team)
+            )
+            fits = sweep.end_s is not None and sweep.end_s <= shift.end_s
+            note = (
+                ""
+                if fits
+                else f"{who} cannot fit the visit around a {_duration(team.break_s)} break "
+                f"in {team.break_window}"
+            )
+        assessments.append(_Assessment(team, True, snap_m, timely=not note, note=note))
+    return assessments
+
+
+def _screen_reason(
+    problem: Problem, case: Case, assessments: Sequence[_Assessment], max_snap_m: float
+) -> tuple[Reason, str]:
+    if not assessments:
+        return Reason.NO_QUALIFIED_COLLECTOR, "no collector is on duty"
+    skilled = [a for a in assessments if a.skilled]
+    if not skilled:
+        return _unqualified(problem, case)
+    if not any(a.on_network for a in skilled):
+        nearest: dict[str, float] = {}
+        for a in skilled:
+            nearest[a.team.mode] = a.snap_m
+        roads = ", ".join(
+            f"{snap:.0f} m from the nearest {mode} road" for mode, snap in nearest.items()
+        )
+        return (
+            Reason.OFF_NETWORK,
+            f"the address is {roads} (limit {max_snap_m:.0f} m)",
+        )
+    usable = [a for a in skilled if a.on_network and not a.capped]
+    if not usable:
+        capped = [_who(a.team) for a in skilled if a.capped]
+        off = [_who(a.team) for a in skilled if not a.on_network]
+        detail = f"qualified collector(s) {_join(capped)} may make no visits today (visit cap 0)"
+        if off:
+            detail += f"; the address is off the road network of {_join(off)}"
+        return Reason.CAPACITY_EXHAUSTED, detail
+    reachable = [a for a in usable if a.reachable]
+    if not reachable:
+        return (
+            Reason.UNREACHABLE,
+            f"no road path from the start to the address and on to the end for "
+            f"{_join([a.note for a in usable])}",
+        )
+    if case.appointment_s is not None:
+        if not case.start_windows:
+            return (
+                Reason.APPOINTMENT_IMPOSSIBLE,
+                f"{_appointment_text(case)} lies outside its windows {_windows_text(case.windows)}",
+            )
+        return (
+            Reason.APPOINTMENT_IMPOSSIBLE,
+            f"no qualified collector can keep {_appointment_text(case)} and end the shift "
+            f"on time: {_join([a.note for a in reachable])}",
+        )
+    return (
+        Reason.NO_FEASIBLE_TIME,
+        f"no qualified collector can start the visit inside {_windows_text(case.windows)} "
+        f"and end the shift on time: {_join([a.note for a in reachable])}",
+    )
+
+
+def _unqualified(problem: Problem, case: Case) -> tuple[Reason, str]:
+    """Why no team may visit: a skill nobody holds, no crew large enough, or skills spread."""
+    needs = sorted(case.skills)
+    what = f"skill {needs[0]}" if len(needs) == 1 else f"skills {', '.join(needs)}"
+    held = frozenset().union(*(k.skills for k in problem.collectors))
+    if not case.skills <= held:
+        if len(needs) == 1:
+            return Reason.NO_QUALIFIED_COLLECTOR, f"needs {what}; no collector has it"
+        missing = ", ".join(sorted(case.skills - held))
+        return Reason.NO_QUALIFIED_COLLECTOR, f"needs {what}; no collector on duty holds {missing}"
+    if case.min_crew > 1:
+        large = [t for t in problem.teams() if t.size >= case.min_crew]
+        crew_text = f"needs a crew of {case.min_crew}"
+        if not large:
+            return Reason.NO_CREW, f"{crew_text}; no crew that large works today"
+        lacking = [f"{_who(t)} lacks {', '.join(sorted(case.skills - t.skills))}" for t in large]
+        return Reason.NO_CREW, f"{crew_text} holding {what}; {_join(lacking)}"
+    holds = "has it" if len(needs) == 1 else "holds all of them"
+    who = "collector or crew" if problem.crews else "collector"
+    return Reason.NO_QUALIFIED_COLLECTOR, f"needs {what}; no {who} {holds}"
+
+
+def _points_of(problem: Problem, team: Team, case_ids: Sequence[str]) -> list[int]:
+    """Matrix indices of a route: the team's start, the visits, the team's end."""
+    return (
+        [problem.start_index(team.position)]
+        + [problem.case_index(c) for c in case_ids]
+        + [problem.end_index(team.position)]
+    )
 
 
 def _earliest_start(windows: Sequence[TimeWindow], arrival_s: int) -> int | None:
@@ -816,6 +1414,30 @@ def _matrix_of(
 
 def _windows_text(windows: Sequence[TimeWindow]) -> str:
     return ", ".join(str(w) for w in windows)
+
+
+def _appointment_text(case: Case) -> str:
+    assert case.appointment_s is not None
+    return (
+        f"the appointment at {_clock(case.appointment_s)} "
+        f"(±{_duration(case.appointment_tolerance_s)})"
+    )
+
+
+def _start_text(case: Case) -> str:
+    """The case's start rule in words: its windows, or its appointment."""
+    if case.appointment_s is None:
+        return f"windows {_windows_text(case.windows)}"
+    return _appointment_text(case)
+
+
+def _who(team: Team) -> str:
+    """A team as a detail sentence names it: the collector, or the crew."""
+    return team.id if team.crew_id is None else f"crew {team.crew_id}"
+
+
+def _whose(team: Team) -> str:
+    return f"{_who(team)}'s"
 
 
 def _join(items: Sequence[str]) -> str:

@@ -1,12 +1,17 @@
-"""The OR-Tools routing model of a plan day: SolveParams and solve(problem, matrices) -> Plan."""
+"""The OR-Tools routing model of a plan day: SolveParams, solve(problem, matrices) -> Plan.
+
+Also forms two-person crews (``pair_collectors``), since who works together
+is decided with the same travel matrices, before the day is solved.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
@@ -14,14 +19,27 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from dispatch.errors import InvalidProblemError
 from dispatch.explain import (
     Insertion,
+    ViolationCode,
     cheapest_insertions,
+    check_plan,
     explain_dropped,
     feasible_collectors,
     screen_cases,
     time_route,
 )
 from dispatch.matrix import UNREACHABLE, TravelMatrix
-from dispatch.model import DAY_S, Case, Collector, Plan, Problem, Route, TravelMode, Unassigned
+from dispatch.model import (
+    DAY_S,
+    Case,
+    Collector,
+    Crew,
+    Plan,
+    Problem,
+    Route,
+    Team,
+    TravelMode,
+    Unassigned,
+)
 
 _FIRST_SOLUTIONS = frozenset(routing_enums_pb2.FirstSolutionStrategy.Value.keys()) - {"UNSET"}
 _METAHEURISTICS = frozenset(routing_enums_pb2.LocalSearchMetaheuristic.Value.keys()) - {"UNSET"}
@@ -34,6 +52,8 @@ _COST_PER_CENT = 3600
 # larger values count as that much), so even 10**4 cases sum to about 10**18.
 _MAX_CENTS_PER_HOUR = 10**7
 _MAX_PENALTY = 10**14
+# A continuity price up to 10**10 cents keeps it (times 3600) below the drop ceiling.
+_MAX_CONTINUITY_CENTS = 10**10
 # Latest time any cumul may take: model windows end by the second midnight.
 _HORIZON_S = 2 * DAY_S
 _TIMED_OUT = (
@@ -42,6 +62,7 @@ _TIMED_OUT = (
 )
 # Seconds between two progress messages while the search improves.
 _PROGRESS_EVERY_S = 1.0
+_OBJECTIVES = ("travel", "balanced")
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,23 @@ class SolveParams:
     solution_limit
         Stop the search after this many improving solutions (>= 1), or None
         for no limit. Default None.
+    objective
+        ``"travel"`` (default): travel cost plus lost value, as above.
+        ``"balanced"``: also price the working time (travel and visits) of the
+        busiest team at ``balance_cost_cents_per_hour``, so that work is
+        spread across the teams (an OR-Tools global span cost).
+    balance_cost_cents_per_hour
+        Price of one hour on the busiest team's day in balanced mode, in cents
+        (0 <= x <= 10**7). Default 6000: twice the default travel price, so
+        that moving an hour of work off the busiest team is worth up to two
+        hours of extra travel.
+    continuity_cost_cents
+        Price of a case not visited by its ``preferred_collector`` when that
+        collector (alone or in a crew) could visit it, in cents (0 <= x <=
+        10**10). A case that nobody visits loses it too, so the price never
+        makes a case worth dropping; it only steers the case to its preferred
+        collector, who may spend up to this much more travel on it. Default
+        1000 (10.00, twenty minutes of travel at the default price).
 
     Notes
     -----
@@ -114,6 +152,9 @@ class SolveParams:
     first_solution: str = "LOCAL_CHEAPEST_INSERTION"
     metaheuristic: str = "GUIDED_LOCAL_SEARCH"
     solution_limit: int | None = None
+    objective: str = "travel"
+    balance_cost_cents_per_hour: int = 6000
+    continuity_cost_cents: int = 1000
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
@@ -122,7 +163,11 @@ class SolveParams:
             raise InvalidProblemError(f"seed {self.seed} must be in 0..2**31-1")
         if not (math.isfinite(self.max_snap_m) and self.max_snap_m >= 0):
             raise InvalidProblemError(f"snap limit {self.max_snap_m} m must be >= 0")
-        for name in ("travel_cost_cents_per_hour", "span_cost_cents_per_hour"):
+        for name in (
+            "travel_cost_cents_per_hour",
+            "span_cost_cents_per_hour",
+            "balance_cost_cents_per_hour",
+        ):
             value = getattr(self, name)
             if not 0 <= value <= _MAX_CENTS_PER_HOUR:
                 raise InvalidProblemError(f"{name} {value} must be in 0..{_MAX_CENTS_PER_HOUR}")
@@ -136,6 +181,15 @@ class SolveParams:
             raise InvalidProblemError(f"metaheuristic '{self.metaheuristic}' is not one of {known}")
         if self.solution_limit is not None and self.solution_limit < 1:
             raise InvalidProblemError(f"solution limit {self.solution_limit} must be >= 1")
+        if self.objective not in _OBJECTIVES:
+            raise InvalidProblemError(
+                f"objective '{self.objective}' is not one of {', '.join(_OBJECTIVES)}"
+            )
+        if not 0 <= self.continuity_cost_cents <= _MAX_CONTINUITY_CENTS:
+            raise InvalidProblemError(
+                f"continuity_cost_cents {self.continuity_cost_cents} must be in "
+                f"0..{_MAX_CONTINUITY_CENTS}"
+            )
 
 
 def solve(
@@ -143,17 +197,23 @@ def solve(
     matrices: Mapping[TravelMode, TravelMatrix],
     *,
     params: SolveParams = SolveParams(),
+    keep: Plan | Mapping[str, Sequence[str]] | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> Plan:
     """Plan the day: which cases are visited, by whom, in what order and when.
 
-    Cases that no collector could visit even alone are screened out first
-    (``explain.screen_cases``). The rest go into an OR-Tools routing model as
-    optional visits whose dropping costs their value; travel costs
-    ``travel_cost_cents_per_hour``. After the search, cases it left out
-    although they fit somewhere for less travel than they are worth are
-    inserted (cheapest first), routes are timed by ``explain.time_route``,
-    and every case not on a route gets its reason.
+    Each route belongs to a team (``Problem.teams()``): a collector alone or
+    a crew, whose members then work only on the crew's route. Cases that no
+    team could visit even alone are screened out first
+    (``explain.screen_cases``). The rest go into an OR-Tools routing model
+    as optional visits whose dropping costs their value (an appointment's
+    dropping costs more than any value, so it is kept whenever it fits);
+    travel costs ``travel_cost_cents_per_hour``; breaks are break intervals
+    of the time dimension; a visit by someone else than the case's preferred
+    collector costs ``continuity_cost_cents``. After the search, cases it
+    left out although they fit somewhere for less travel than they are worth
+    (and appointments that fit anywhere) are inserted, routes are timed by
+    ``explain.time_route``, and every case not on a route gets its reason.
 
     Parameters
     ----------
@@ -164,15 +224,26 @@ def solve(
         ``problem.modes()``.
     params
         Search settings; default ``SolveParams()``.
+    keep
+        Visits that must stay where they are: route id (or crew id, or a
+        crew member's id) -> case ids in order, or a plan whose routes give
+        them. Each team keeps those visits in that order; other visits may go
+        before, between and after them. Raises ``InvalidProblemError`` when a
+        kept visit is unknown, kept twice, not allowed for that team, or when
+        a team cannot keep its visits in that order.
     on_progress
         Called with short progress sentences.
 
     Returns
     -------
     Plan
-        Routes with stops (collectors without visits have no route) and every
+        Routes with stops (teams without visits have no route) and every
         other case in ``unassigned``, in case order. ``objective`` is the
-        travel cost plus the value of the unassigned cases, in cents.
+        travel cost plus the value of the unassigned cases plus the
+        continuity price of every case whose preferred collector is on duty
+        but does not visit it (plus, in balanced mode, the balance price of
+        the busiest team's working time), in cents. ``stats`` holds search
+        figures and the day's measures (see ``plan_stats``).
     """
     report = on_progress or _silent
     began = time.perf_counter()
@@ -181,35 +252,37 @@ def solve(
 
     screened = screen_cases(problem, matrices, max_snap_m=params.max_snap_m)
     allowed = {
-        case_id: collectors
-        for case_id, collectors in feasible_collectors(
+        case_id: teams
+        for case_id, teams in feasible_collectors(
             problem, matrices, max_snap_m=params.max_snap_m
         ).items()
         if case_id not in screened
     }
+    kept = _kept_orders(problem, matrices, keep, allowed, params)
     report(f"{len(screened)} of {len(problem.cases)} cases cannot be visited by anyone")
     candidates = [problem.case(case_id) for case_id in allowed]
     if params.seed:
         random.Random(params.seed).shuffle(candidates)
 
-    orders: dict[str, list[str]] = {k.id: [] for k in problem.collectors}
+    orders: dict[str, list[str]] = {t.id: list(kept.get(t.id, ())) for t in problem.teams()}
     stats: dict[str, float] = {"screened_cases": float(len(screened))}
     if candidates:
-        model = _build_model(problem, matrices, candidates, allowed, params)
+        model = _build_model(problem, matrices, candidates, allowed, kept, params)
         searched, search_stats = _search(model, params, report)
-        orders.update(searched)
+        if searched is not None:
+            orders.update(searched)
         stats.update(search_stats)
+    repaired = _repair(problem, matrices, orders, kept, params)
+    stats["repaired_visits"] = float(len(repaired))
     routed = {case_id for order in orders.values() for case_id in order}
     left_out = [c.id for c in candidates if c.id not in routed]
     inserted = _insert_paying(problem, matrices, orders, left_out, allowed, params)
     stats["inserted_after_search"] = float(len(inserted))
     if inserted:
-        report(f"inserted {len(inserted)} paying case(s) the search left out")
+        report(f"inserted {len(inserted)} case(s) the search left out")
 
     routes = tuple(
-        time_route(problem, matrices, k.id, orders[k.id])
-        for k in problem.collectors
-        if orders[k.id]
+        time_route(problem, matrices, t.id, orders[t.id]) for t in problem.teams() if orders[t.id]
     )
     still_out = [case_id for case_id in left_out if case_id not in inserted]
     dropped = explain_dropped(
@@ -219,6 +292,8 @@ def solve(
         still_out,
         max_snap_m=params.max_snap_m,
         travel_cost_cents_per_hour=params.travel_cost_cents_per_hour,
+        continuity_cost_cents=params.continuity_cost_cents,
+        protected=[c for order in kept.values() for c in order],
     )
     unexplained = set(still_out) - set(dropped)
     if unexplained:
@@ -229,6 +304,7 @@ def solve(
         f"planned {sum(len(r.stops) for r in routes)} visits on {len(routes)} routes; "
         f"{len(unassigned)} case(s) unassigned"
     )
+    stats.update(plan_stats(problem, routes, unassigned))
     return Plan(
         routes=routes,
         unassigned=unassigned,
@@ -238,6 +314,192 @@ def solve(
     )
 
 
+def plan_stats(
+    problem: Problem, routes: Sequence[Route], unassigned: Sequence[Unassigned]
+) -> dict[str, float]:
+    """The day's measures that ``solve`` reports in ``Plan.stats``.
+
+    ``value_planned_cents`` and ``value_dropped_cents``: value of the visited
+    and of the unassigned cases. ``preferences_named`` and
+    ``preferences_kept``: cases naming a preferred collector, and those
+    visited by a route that collector works on. ``appointments_named`` and
+    ``appointments_kept``: the same for appointments. Over the routes (the
+    teams who work): ``visits_spread`` is the most minus the fewest visits,
+    ``work_spread_s`` the longest minus the shortest working time (travel
+    plus time at doors, in seconds), and ``breaks_planned`` the routes that
+    take a break.
+    """
+    visitors = {s.case_id: r.members for r in routes for s in r.stops}
+    named = [c for c in problem.cases if c.preferred_collector is not None]
+    appointments = [c for c in problem.cases if c.appointment_s is not None]
+    visits = [len(r.stops) for r in routes]
+    work_s = [
+        r.travel_time_s + sum(problem.case(s.case_id).service_s for s in r.stops) for r in routes
+    ]
+    return {
+        "value_planned_cents": float(sum(problem.case(c).value for c in visitors)),
+        "value_dropped_cents": float(sum(problem.case(u.case_id).value for u in unassigned)),
+        "preferences_named": float(len(named)),
+        "preferences_kept": float(
+            sum(c.preferred_collector in visitors.get(c.id, ()) for c in named)
+        ),
+        "appointments_named": float(len(appointments)),
+        "appointments_kept": float(sum(c.id in visitors for c in appointments)),
+        "visits_spread": float(max(visits) - min(visits)) if routes else 0.0,
+        "work_spread_s": float(max(work_s) - min(work_s)) if routes else 0.0,
+        "breaks_planned": float(sum(r.break_start_s is not None for r in routes)),
+    }
+
+
+def pair_collectors(
+    problem: Problem,
+    matrices: Mapping[TravelMode, TravelMatrix],
+    *,
+    collector_ids: Iterable[str] | None = None,
+    max_crews: int | None = None,
+    max_apart_s: int = 1800,
+    min_overlap_s: int = 4 * 3600,
+) -> tuple[Crew, ...]:
+    """Pair collectors into two-person crews: homes close together, shifts that overlap.
+
+    Two collectors may pair when they travel in the same mode, their
+    starts lie at most ``max_apart_s`` apart in that mode's matrix (the
+    longer of both directions), their shifts overlap by ``min_overlap_s``
+    or more, and their breaks (if any) fit into one shared span. Pairs are
+    chosen greedily: first those that could make the most visits needing a
+    crew (``Case.min_crew`` >= 2, whose skills the pair holds together),
+    then the closest; each collector joins one crew at most. Collectors
+    already in a crew of ``problem`` are left as they are.
+
+    Parameters
+    ----------
+    problem
+        The plan day; the crews are meant for ``dataclasses.replace(problem,
+        crews=problem.crews + result)``, which keeps the matrices valid.
+    matrices
+        Travel matrices by mode in ``Problem.points()`` order.
+    collector_ids
+        Collectors who may be paired; default every collector on duty.
+    max_crews
+        Form at most this many crews; default as many as the rules allow.
+    max_apart_s, min_overlap_s
+        The limits above, in seconds.
+
+    Returns
+    -------
+    tuple of Crew
+        New crews with ids ``"<first>+<second>"``, the first member being the
+        one listed first in ``problem.collectors`` (the crew starts and ends
+        at that member's points).
+    """
+    taken = {m for crew in problem.crews for m in crew.member_ids}
+    wanted = set(collector_ids) if collector_ids is not None else None
+    free = [
+        (p, k)
+        for p, k in enumerate(problem.collectors)
+        if k.id not in taken and (wanted is None or k.id in wanted)
+    ]
+    crew_cases = [c for c in problem.cases if c.min_crew >= 2]
+    candidates: list[tuple[int, int, str, str, Collector, Collector]] = []
+    for (pa, a), (pb, b) in itertools.combinations(free, 2):
+        if a.mode != b.mode or not _can_pair(a, b, min_overlap_s):
+            continue
+        duration = matrices[a.mode].duration_s
+        apart_s = int(
+            max(
+                duration[problem.start_index(pa), problem.start_index(pb)],
+                duration[problem.start_index(pb), problem.start_index(pa)],
+            )
+        )
+        if apart_s > max_apart_s:
+            continue
+        skills = a.skills | b.skills
+        useful = sum(c.skills <= skills and c.min_crew <= 2 for c in crew_cases)
+        candidates.append((-useful, apart_s, a.id, b.id, a, b))
+    used_ids = {k.id for k in problem.collectors} | {w.id for w in problem.crews}
+    paired: set[str] = set()
+    crews: list[Crew] = []
+    for *_, a, b in sorted(candidates, key=lambda c: c[:4]):
+        if max_crews is not None and len(crews) >= max_crews:
+            break
+        if a.id in paired or b.id in paired:
+            continue
+        crew_id = f"{a.id}+{b.id}"
+        for suffix in itertools.count(2):
+            if crew_id not in used_ids:
+                break
+            crew_id = f"{a.id}+{b.id}-{suffix}"
+        used_ids.add(crew_id)
+        paired.update((a.id, b.id))
+        crews.append(Crew(crew_id, (a.id, b.id)))
+    return tuple(crews)
+
+
+def _can_pair(a: Collector, b: Collector, min_overlap_s: int) -> bool:
+    """Whether two collectors' shifts overlap long enough and their breaks fit together."""
+    start_s = max(a.shift.start_s, b.shift.start_s)
+    end_s = min(a.shift.end_s, b.shift.end_s)
+    if end_s - start_s < max(min_overlap_s, 1):
+        return False
+    windows = [k.break_window for k in (a, b) if k.break_s > 0 and k.break_window is not None]
+    if not windows:
+        return True
+    break_start_s = max([start_s, *(w.start_s for w in windows)])
+    break_end_s = min([end_s, *(w.end_s for w in windows)])
+    return break_end_s - break_start_s >= max(a.break_s, b.break_s)
+
+
+def _kept_orders(
+    problem: Problem,
+    matrices: Mapping[TravelMode, TravelMatrix],
+    keep: Plan | Mapping[str, Sequence[str]] | None,
+    allowed: Mapping[str, Sequence[str]],
+    params: SolveParams,
+) -> dict[str, tuple[str, ...]]:
+    """Check the visits to keep and key them by route id."""
+    if keep is None:
+        return {}
+    given = {r.collector_id: r.case_ids for r in keep.routes} if isinstance(keep, Plan) else keep
+    kept: dict[str, tuple[str, ...]] = {}
+    seen: set[str] = set()
+    for some_id, case_ids in given.items():
+        try:
+            team = problem.team(some_id)
+        except KeyError:
+            raise InvalidProblemError(f"kept visits name unknown collector '{some_id}'") from None
+        if team.id in kept:
+            raise InvalidProblemError(f"kept visits are given twice for {team.id}'s route")
+        order = tuple(case_ids)
+        for case_id in order:
+            try:
+                problem.case(case_id)
+            except KeyError:
+                raise InvalidProblemError(f"kept case '{case_id}' is not in the problem") from None
+            if case_id in seen:
+                raise InvalidProblemError(f"case {case_id} is kept more than once")
+            seen.add(case_id)
+            if team.id not in allowed.get(case_id, ()):
+                raise InvalidProblemError(
+                    f"kept case {case_id} cannot be visited by {team.id}'s route at all"
+                )
+        if order:
+            route = time_route(problem, matrices, team.id, order)
+            broken = [
+                v
+                for v in check_plan(
+                    problem, matrices, Plan((route,), ()), max_snap_m=params.max_snap_m
+                )
+                if v.code != ViolationCode.MISSING_CASE
+            ]
+            if broken:
+                raise InvalidProblemError(
+                    f"{team.id}'s route cannot keep {', '.join(order)} in that order: "
+                    f"{broken[0].message}"
+                )
+            kept[team.id] = order
+    return kept
+
+
 @dataclass
 class _Model:
     """An OR-Tools routing model and what its nodes and vehicles stand for."""
@@ -245,7 +507,8 @@ class _Model:
     manager: pywrapcp.RoutingIndexManager
     routing: pywrapcp.RoutingModel
     cases: Sequence[Case]
-    fleet: Sequence[Collector]
+    fleet: Sequence[Team]
+    breaks: list[pywrapcp.IntervalVar] = field(default_factory=list)
 
 
 def _build_model(
@@ -253,18 +516,19 @@ def _build_model(
     matrices: Mapping[TravelMode, TravelMatrix],
     cases: Sequence[Case],
     allowed: Mapping[str, Sequence[str]],
+    kept: Mapping[str, Sequence[str]],
     params: SolveParams,
 ) -> _Model:
-    """Model the candidate cases as optional visits by the collectors who could make them."""
-    # Collectors who could make none of the visits stay out: they would only add vehicles.
-    usable = {k for collectors in allowed.values() for k in collectors}
-    fleet = [(p, k) for p, k in enumerate(problem.collectors) if k.id in usable]
+    """Model the candidate cases as optional visits by the teams who could make them."""
+    # Teams who could make none of the visits stay out: they would only add vehicles.
+    usable = {t for teams in allowed.values() for t in teams}
+    fleet = [t for t in problem.teams() if t.id in usable]
     n_cases, n_vehicles = len(cases), len(fleet)
     # Model nodes: the candidate cases, then each vehicle's start, then each vehicle's end.
     points = np.array(
         [problem.case_index(c.id) for c in cases]
-        + [problem.start_index(p) for p, _ in fleet]
-        + [problem.end_index(p) for p, _ in fleet],
+        + [problem.start_index(t.position) for t in fleet]
+        + [problem.end_index(t.position) for t in fleet],
         dtype=np.int64,
     )
     manager = pywrapcp.RoutingIndexManager(
@@ -274,14 +538,14 @@ def _build_model(
         [n_cases + n_vehicles + v for v in range(n_vehicles)],
     )
     routing = pywrapcp.RoutingModel(manager)
-    collectors = [k for _, k in fleet]
+    model = _Model(manager, routing, cases, fleet)
 
     # One transit matrix (travel + service at the origin) and one cost matrix per mode.
     service_s = np.zeros(len(points), dtype=np.int64)
     service_s[:n_cases] = [c.service_s for c in cases]
     transit_ids: dict[TravelMode, int] = {}
     cost_ids: dict[TravelMode, int] = {}
-    for mode in sorted({k.mode for k in collectors}):
+    for mode in sorted({t.mode for t in fleet}):
         duration = matrices[mode].duration_s[np.ix_(points, points)].astype(np.int64)
         unreachable = duration >= UNREACHABLE
         travel = np.where(unreachable, UNREACHABLE, duration)
@@ -290,50 +554,131 @@ def _build_model(
         # keeps every sum of arc costs far from int64 overflow.
         priced = np.minimum(duration, _HORIZON_S) * params.travel_cost_cents_per_hour
         cost_ids[mode] = routing.RegisterTransitMatrix(priced.tolist())
-    for vehicle, collector in enumerate(collectors):
-        routing.SetArcCostEvaluatorOfVehicle(cost_ids[collector.mode], vehicle)
+    for vehicle, team in enumerate(fleet):
+        routing.SetArcCostEvaluatorOfVehicle(cost_ids[team.mode], vehicle)
 
     # Time: the cumul of a visit is its start; slack is waiting; shifts bound starts and ends.
     routing.AddDimensionWithVehicleTransits(
-        [transit_ids[k.mode] for k in collectors], _HORIZON_S, _HORIZON_S, False, "time"
+        [transit_ids[t.mode] for t in fleet], _HORIZON_S, _HORIZON_S, False, "time"
     )
     time_dimension = routing.GetDimensionOrDie("time")
-    for vehicle, collector in enumerate(collectors):
+    for vehicle, team in enumerate(fleet):
         for index in (routing.Start(vehicle), routing.End(vehicle)):
-            time_dimension.CumulVar(index).SetRange(collector.shift.start_s, collector.shift.end_s)
+            time_dimension.CumulVar(index).SetRange(team.shift.start_s, team.shift.end_s)
         if params.span_cost_cents_per_hour:
             time_dimension.SetSpanCostCoefficientForVehicle(
                 params.span_cost_cents_per_hour, vehicle
             )
+    _add_breaks(model, time_dimension, service_s)
 
-    if any(k.max_visits is not None for k in collectors):
+    if any(t.max_visits is not None for t in fleet):
         routing.AddDimensionWithVehicleCapacity(
             routing.RegisterUnaryTransitVector([1] * n_cases + [0] * (2 * n_vehicles)),
             0,
-            [n_cases if k.max_visits is None else k.max_visits for k in collectors],
+            [n_cases if t.max_visits is None else t.max_visits for t in fleet],
             True,
             "visits",
         )
+    if params.objective == "balanced":
+        # Working time (travel and visits, no waiting) from zero: its global span is the
+        # busiest team's working time, which the balance price pushes down.
+        routing.AddDimensionWithVehicleTransits(
+            [transit_ids[t.mode] for t in fleet], 0, _HORIZON_S, True, "work"
+        )
+        routing.GetDimensionOrDie("work").SetGlobalSpanCostCoefficient(
+            params.balance_cost_cents_per_hour
+        )
 
-    vehicle_of = {k.id: v for v, k in enumerate(collectors)}
+    vehicle_of = {t.id: v for v, t in enumerate(fleet)}
+    kept_on = {c: team_id for team_id, order in kept.items() for c in order}
     for node, case in enumerate(cases):
         index = manager.NodeToIndex(node)
-        # The hull of the case's windows minus the gaps between them.
+        # The hull of the case's start windows minus the gaps between them.
+        spans = case.start_windows
         cumul = time_dimension.CumulVar(index)
-        cumul.SetRange(case.windows[0].start_s, case.windows[-1].end_s)
-        for before, after in zip(case.windows, case.windows[1:], strict=False):
+        cumul.SetRange(spans[0].start_s, spans[-1].end_s)
+        for before, after in itertools.pairwise(spans):
             if before.end_s + 1 <= after.start_s - 1:
                 cumul.RemoveInterval(before.end_s + 1, after.start_s - 1)
+        if case.id in kept_on:
+            # A kept visit is not optional: no disjunction, and only its team's vehicle.
+            routing.VehicleVar(index).SetValue(vehicle_of[kept_on[case.id]])
+            continue
         if len(allowed[case.id]) < n_vehicles:
-            _allow_vehicles(routing, index, [vehicle_of[k] for k in allowed[case.id]])
-        routing.AddDisjunction([index], min(case.value * _COST_PER_CENT, _MAX_PENALTY))
-    return _Model(manager, routing, cases, collectors)
+            _allow_vehicles(routing, index, [vehicle_of[t] for t in allowed[case.id]])
+        penalty = case.value * _COST_PER_CENT
+        preferred = _preferred_vehicle(problem, case, allowed, vehicle_of)
+        if preferred is not None and params.continuity_cost_cents:
+            # Visiting with another vehicle costs the continuity price; dropping loses it too.
+            continuity = params.continuity_cost_cents * _COST_PER_CENT
+            routing.AddSoftSameVehicleConstraint([routing.Start(preferred), index], continuity)
+            penalty += continuity
+        if case.appointment_s is not None:
+            penalty = _MAX_PENALTY
+        routing.AddDisjunction([index], min(penalty, _MAX_PENALTY))
+    # Kept visits stay in their order: each starts after the one before it has ended.
+    node_of = {case.id: node for node, case in enumerate(cases)}
+    for order in kept.values():
+        for before, after in itertools.pairwise(order):
+            time_dimension.AddNodePrecedence(
+                manager.NodeToIndex(node_of[before]),
+                manager.NodeToIndex(node_of[after]),
+                problem.case(before).service_s,
+            )
+    return model
+
+
+def _add_breaks(
+    model: _Model, time_dimension: pywrapcp.RoutingDimension, service_s: np.ndarray
+) -> None:
+    """Give each team with a due break one fixed-length break interval inside its window.
+
+    A break may fall before the start, after the end, or between two visits,
+    never over a visit (its service time is the node's visit transit); the
+    time dimension's slack between two visits must hold the travel and the
+    break.
+    """
+    routing, manager = model.routing, model.manager
+    visit_s = [int(service_s[manager.IndexToNode(i)]) for i in range(routing.Size())]
+    for vehicle, team in enumerate(model.fleet):
+        if team.break_window is None or team.break_s <= 0:
+            continue
+        interval = routing.solver().FixedDurationIntervalVar(
+            team.break_window.start_s,
+            team.break_window.end_s - team.break_s,
+            team.break_s,
+            False,
+            f"break {team.id}",
+        )
+        time_dimension.SetBreakIntervalsOfVehicle([interval], vehicle, visit_s)
+        model.breaks.append(interval)
+
+
+def _preferred_vehicle(
+    problem: Problem,
+    case: Case,
+    allowed: Mapping[str, Sequence[str]],
+    vehicle_of: Mapping[str, int],
+) -> int | None:
+    """The vehicle of the team the case's preferred collector works in, if it may visit it."""
+    if case.preferred_collector is None:
+        return None
+    try:
+        team = problem.team(case.preferred_collector)
+    except KeyError:
+        return None
+    if team.id not in allowed[case.id]:
+        return None
+    return vehicle_of.get(team.id)
 
 
 def _search(
     model: _Model, params: SolveParams, report: Callable[[str], None]
-) -> tuple[dict[str, list[str]], dict[str, float]]:
-    """Run the OR-Tools search; return each collector's visit order and search statistics."""
+) -> tuple[dict[str, list[str]] | None, dict[str, float]]:
+    """Run the OR-Tools search; return each team's visit order and search statistics.
+
+    The orders are None when the search found no solution.
+    """
     routing = model.routing
     search = pywrapcp.DefaultRoutingSearchParameters()
     search.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.Value.Value(
@@ -349,8 +694,9 @@ def _search(
 
     progress = _Progress(routing, report)
     routing.AddAtSolutionCallback(progress)
+    who = "collectors" if all(t.crew_id is None for t in model.fleet) else "collectors and crews"
     report(
-        f"searching {len(model.cases)} cases x {len(model.fleet)} collectors for up to "
+        f"searching {len(model.cases)} cases x {len(model.fleet)} {who} for up to "
         f"{params.time_limit_s:g} s"
     )
     started = time.perf_counter()
@@ -372,15 +718,15 @@ def _search(
             and (status in _TIMED_OUT or search_s >= 0.99 * params.time_limit_s)
         ),
     }
-    orders: dict[str, list[str]] = {k.id: [] for k in model.fleet}
     if solution is None or progress.solutions == 0:
         report("the search found no solution; building routes by insertion")
-        return orders, stats
+        return None, stats
     stats["search_objective_cents"] = solution.ObjectiveValue() / _COST_PER_CENT
-    for vehicle, collector in enumerate(model.fleet):
+    orders: dict[str, list[str]] = {t.id: [] for t in model.fleet}
+    for vehicle, team in enumerate(model.fleet):
         index = solution.Value(routing.NextVar(routing.Start(vehicle)))
         while not routing.IsEnd(index):
-            orders[collector.id].append(model.cases[model.manager.IndexToNode(index)].id)
+            orders[team.id].append(model.cases[model.manager.IndexToNode(index)].id)
             index = solution.Value(routing.NextVar(index))
     return orders, stats
 
@@ -419,6 +765,44 @@ class _Progress:
             )
 
 
+def _repair(
+    problem: Problem,
+    matrices: Mapping[TravelMode, TravelMatrix],
+    orders: dict[str, list[str]],
+    kept: Mapping[str, Sequence[str]],
+    params: SolveParams,
+) -> list[str]:
+    """Take visits off any route the checker rejects, lowest value first; return them.
+
+    The routing model and ``explain.time_route`` follow the same rules, so
+    this guard should find nothing; it keeps a disagreement between them
+    from ever reaching a plan. Kept visits stay (they were checked alone).
+    """
+    fixed = {c for order in kept.values() for c in order}
+    removed: list[str] = []
+    for team_id, order in orders.items():
+        while order and not _keeps_rules(problem, matrices, team_id, order, params):
+            movable = [c for c in order if c not in fixed]
+            if not movable:
+                break
+            lowest = min(movable, key=lambda c: (problem.case(c).value, c))
+            order.remove(lowest)
+            removed.append(lowest)
+    return removed
+
+
+def _keeps_rules(
+    problem: Problem,
+    matrices: Mapping[TravelMode, TravelMatrix],
+    team_id: str,
+    order: Sequence[str],
+    params: SolveParams,
+) -> bool:
+    route = time_route(problem, matrices, team_id, order)
+    violations = check_plan(problem, matrices, Plan((route,), ()), max_snap_m=params.max_snap_m)
+    return all(v.code == ViolationCode.MISSING_CASE for v in violations)
+
+
 def _insert_paying(
     problem: Problem,
     matrices: Mapping[TravelMode, TravelMatrix],
@@ -427,13 +811,15 @@ def _insert_paying(
     allowed: Mapping[str, Sequence[str]],
     params: SolveParams,
 ) -> list[str]:
-    """Insert left-out cases whose value beats their extra travel, best gain first.
+    """Insert left-out appointments that fit, then cases whose value beats their extra travel.
 
-    Changes ``orders`` in place and returns the inserted case ids. A search
-    stopped early (or one that found nothing) can leave such cases out; after
-    this no left-out case fits anywhere for less than its value.
+    Best first: appointments before other cases, then the largest gain (value,
+    plus the continuity price on the preferred collector's route, minus the
+    price of the extra travel). Changes ``orders`` in place and returns the
+    inserted case ids. A search stopped early (or one that found nothing)
+    can leave such cases out; after this no left-out case fits anywhere for
+    less than it gains, and no left-out appointment fits at all.
     """
-    rate = params.travel_cost_cents_per_hour
     fits = {
         case_id: cheapest_insertions(
             problem, matrices, orders, case_id, collector_ids=allowed[case_id]
@@ -442,14 +828,15 @@ def _insert_paying(
     }
     inserted: list[str] = []
     while True:
-        best: tuple[int, str, Insertion] | None = None
+        best: tuple[tuple[bool, int], str, Insertion] | None = None
         for case_id, options in fits.items():
-            value_x3600 = problem.case(case_id).value * _COST_PER_CENT
+            case = problem.case(case_id)
             for fit in options.values():
-                if isinstance(fit, Insertion):
-                    gain = value_x3600 - fit.extra_travel_s * rate
-                    if gain > 0 and (best is None or gain > best[0]):
-                        best = (gain, case_id, fit)
+                if not isinstance(fit, Insertion):
+                    continue
+                key = (case.appointment_s is not None, _gain(problem, case, fit, params))
+                if (key[0] or key[1] > 0) and (best is None or key > best[0]):
+                    best = (key, case_id, fit)
         if best is None:
             return inserted
         _, case_id, fit = best
@@ -466,6 +853,14 @@ def _insert_paying(
                 )
 
 
+def _gain(problem: Problem, case: Case, fit: Insertion, params: SolveParams) -> int:
+    """What visiting on this fit gains over leaving the case out, in objective units."""
+    credit = case.value
+    if case.preferred_collector in problem.team(fit.collector_id).member_ids:
+        credit += params.continuity_cost_cents
+    return credit * _COST_PER_CENT - fit.extra_travel_s * params.travel_cost_cents_per_hour
+
+
 def _objective_cents(
     problem: Problem,
     routes: Sequence[Route],
@@ -475,7 +870,23 @@ def _objective_cents(
     travel_s = sum(r.travel_time_s for r in routes)
     span_s = sum(r.end_s - r.start_s for r in routes)
     priced = travel_s * params.travel_cost_cents_per_hour + span_s * params.span_cost_cents_per_hour
-    return round(priced / _COST_PER_CENT) + sum(problem.case(u.case_id).value for u in unassigned)
+    if params.objective == "balanced" and routes:
+        busiest_s = max(
+            r.travel_time_s + sum(problem.case(s.case_id).service_s for s in r.stops)
+            for r in routes
+        )
+        priced += busiest_s * params.balance_cost_cents_per_hour
+    on_duty = {k.id for k in problem.collectors}
+    visitors = {s.case_id: r.members for r in routes for s in r.stops}
+    lost = sum(
+        c.preferred_collector in on_duty and c.preferred_collector not in visitors.get(c.id, ())
+        for c in problem.cases
+    )
+    return (
+        round(priced / _COST_PER_CENT)
+        + sum(problem.case(u.case_id).value for u in unassigned)
+        + lost * params.continuity_cost_cents
+    )
 
 
 def _check_matrix(
