@@ -65,8 +65,10 @@ def _print_summary(problem: Problem, plan: Plan) -> None:
     table = Table(title=f"Plan for {problem.date.isoformat()} ({problem.timezone})")
     columns = ("collector", "mode", "visits", "travel", "distance", "first", "last", "name")
     for column in columns:
-        justify = "left" if column in ("collector", "name", "mode") else "right"
-        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis")
+        left = column in ("collector", "name", "mode")
+        table.add_column(
+            column, justify="left" if left else "right", no_wrap=True, overflow="ellipsis"
+        )
     for collector in problem.collectors:
         route = plan.route_of(collector.id)
         if route is None or not route.stops:
