@@ -233,6 +233,8 @@ def solve_checked(problem: Problem, matrices, params: SolveParams = QUICK, **opt
     """Solve, then insist that the independent checker finds nothing wrong."""
     plan = solve(problem, matrices, params=params, **options)
     assert check_plan(problem, matrices, plan, max_snap_m=params.max_snap_m) == []
+    # The routing model and the route timing agree: no route needed repairing.
+    assert plan.stats["repaired_visits"] == 0
     accounted = [s.case_id for r in plan.routes for s in r.stops]
     accounted += [u.case_id for u in plan.unassigned]
     assert sorted(accounted) == sorted(c.id for c in problem.cases)

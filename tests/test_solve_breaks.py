@@ -136,6 +136,18 @@ def test_an_afternoon_route_takes_its_break_before_leaving():
     assert lone_route_violations(problem, matrices, route) == set()
 
 
+def test_a_break_before_a_visit_at_the_start_point_is_taken_before_leaving():
+    problem = make_problem(
+        [make_case("HOME", 0, 0, spans=("11:30-12:00",))],
+        [make_collector("K1", lunch="11:00-11:30", lunch_min=30)],
+    )
+    matrices = make_matrices(problem)
+    route = time_route(problem, matrices, "K1", ["HOME"])
+    assert (route.break_start_s, route.break_end_s) == (hm("11:00"), hm("11:30"))
+    assert route.start_s == route.stops[0].arrival_s == hm("11:30")
+    assert lone_route_violations(problem, matrices, route) == set()
+
+
 @pytest.fixture
 def lunch_day() -> tuple[Problem, dict]:
     cases = [

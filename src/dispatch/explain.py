@@ -461,7 +461,8 @@ def _schedule(
                 break_start_s = max(arrival_s, brk.window.start_s)
             else:
                 break_start_s = max(leave_s, brk.window.start_s)
-                if break_start_s < arrival_s:
+                # Taken on leaving or on the way, the break delays the arrival.
+                if break_start_s < arrival_s or break_start_s == leave_s:
                     arrival_s = ready_s = arrival_s + brk.length_s
                 else:
                     ready_s = break_start_s + brk.length_s

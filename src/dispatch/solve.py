@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+from ortools.util.optional_boolean_pb2 import BOOL_TRUE
 
 from dispatch.errors import InvalidProblemError
 from dispatch.explain import (
@@ -54,6 +55,9 @@ _MAX_CENTS_PER_HOUR = 10**7
 _MAX_PENALTY = 10**14
 # A continuity price up to 10**10 cents keeps it (times 3600) below the drop ceiling.
 _MAX_CONTINUITY_CENTS = 10**10
+# Dropping an appointment costs this much more than its value (10**13 units are 2.8e9
+# cents, far above what a day's other visits are worth), so it is kept whenever it fits.
+_APPOINTMENT_PENALTY = 10**13
 # Latest time any cumul may take: model windows end by the second midnight.
 _HORIZON_S = 2 * DAY_S
 _TIMED_OUT = (
@@ -507,6 +511,7 @@ class _Model:
     manager: pywrapcp.RoutingIndexManager
     routing: pywrapcp.RoutingModel
     cases: Sequence[Case]
+    """The case of each visit node (a case may have two nodes, see ``_Node``)."""
     fleet: Sequence[Team]
     breaks: list[pywrapcp.IntervalVar] = field(default_factory=list)
 
@@ -523,10 +528,12 @@ def _build_model(
     # Teams who could make none of the visits stay out: they would only add vehicles.
     usable = {t for teams in allowed.values() for t in teams}
     fleet = [t for t in problem.teams() if t.id in usable]
-    n_cases, n_vehicles = len(cases), len(fleet)
-    # Model nodes: the candidate cases, then each vehicle's start, then each vehicle's end.
+    vehicle_of = {t.id: v for v, t in enumerate(fleet)}
+    nodes = _plan_nodes(problem, cases, allowed, kept, vehicle_of, params)
+    n_nodes, n_vehicles = len(nodes), len(fleet)
+    # Model nodes: the visit nodes, then each vehicle's start, then each vehicle's end.
     points = np.array(
-        [problem.case_index(c.id) for c in cases]
+        [problem.case_index(n.case.id) for n in nodes]
         + [problem.start_index(t.position) for t in fleet]
         + [problem.end_index(t.position) for t in fleet],
         dtype=np.int64,
@@ -534,15 +541,21 @@ def _build_model(
     manager = pywrapcp.RoutingIndexManager(
         len(points),
         n_vehicles,
-        [n_cases + v for v in range(n_vehicles)],
-        [n_cases + n_vehicles + v for v in range(n_vehicles)],
+        [n_nodes + v for v in range(n_vehicles)],
+        [n_nodes + n_vehicles + v for v in range(n_vehicles)],
     )
     routing = pywrapcp.RoutingModel(manager)
-    model = _Model(manager, routing, cases, fleet)
+    model = _Model(manager, routing, [n.case for n in nodes], fleet)
 
     # One transit matrix (travel + service at the origin) and one cost matrix per mode.
     service_s = np.zeros(len(points), dtype=np.int64)
-    service_s[:n_cases] = [c.service_s for c in cases]
+    service_s[:n_nodes] = [n.case.service_s for n in nodes]
+    # Leaving a visit made by someone else than the case's preferred collector costs the
+    # continuity price (each visit is left exactly once).
+    surcharge = np.zeros(len(points), dtype=np.int64)
+    surcharge[:n_nodes] = [
+        params.continuity_cost_cents * _COST_PER_CENT if n.continuity else 0 for n in nodes
+    ]
     transit_ids: dict[TravelMode, int] = {}
     cost_ids: dict[TravelMode, int] = {}
     for mode in sorted({t.mode for t in fleet}):
@@ -553,7 +566,7 @@ def _build_model(
         # Arcs longer than the horizon are infeasible in time anyway; capping their price
         # keeps every sum of arc costs far from int64 overflow.
         priced = np.minimum(duration, _HORIZON_S) * params.travel_cost_cents_per_hour
-        cost_ids[mode] = routing.RegisterTransitMatrix(priced.tolist())
+        cost_ids[mode] = routing.RegisterTransitMatrix((priced + surcharge[:, None]).tolist())
     for vehicle, team in enumerate(fleet):
         routing.SetArcCostEvaluatorOfVehicle(cost_ids[team.mode], vehicle)
 
@@ -573,9 +586,9 @@ def _build_model(
 
     if any(t.max_visits is not None for t in fleet):
         routing.AddDimensionWithVehicleCapacity(
-            routing.RegisterUnaryTransitVector([1] * n_cases + [0] * (2 * n_vehicles)),
+            routing.RegisterUnaryTransitVector([1] * n_nodes + [0] * (2 * n_vehicles)),
             0,
-            [n_cases if t.max_visits is None else t.max_visits for t in fleet],
+            [n_nodes if t.max_visits is None else t.max_visits for t in fleet],
             True,
             "visits",
         )
@@ -589,43 +602,83 @@ def _build_model(
             params.balance_cost_cents_per_hour
         )
 
-    vehicle_of = {t.id: v for v, t in enumerate(fleet)}
-    kept_on = {c: team_id for team_id, order in kept.items() for c in order}
-    for node, case in enumerate(cases):
+    indices_of: dict[str, list[int]] = {}
+    for node, plan in enumerate(nodes):
         index = manager.NodeToIndex(node)
+        indices_of.setdefault(plan.case.id, []).append(index)
         # The hull of the case's start windows minus the gaps between them.
-        spans = case.start_windows
+        spans = plan.case.start_windows
         cumul = time_dimension.CumulVar(index)
         cumul.SetRange(spans[0].start_s, spans[-1].end_s)
         for before, after in itertools.pairwise(spans):
             if before.end_s + 1 <= after.start_s - 1:
                 cumul.RemoveInterval(before.end_s + 1, after.start_s - 1)
+        if len(plan.vehicles) < n_vehicles:
+            _allow_vehicles(routing, index, list(plan.vehicles))
+    kept_on = {c for order in kept.values() for c in order}
+    for case in cases:
+        indices = indices_of[case.id]
         if case.id in kept_on:
             # A kept visit is not optional: no disjunction, and only its team's vehicle.
-            routing.VehicleVar(index).SetValue(vehicle_of[kept_on[case.id]])
+            routing.VehicleVar(indices[0]).SetValue(
+                nodes[manager.IndexToNode(indices[0])].vehicles[0]
+            )
             continue
-        if len(allowed[case.id]) < n_vehicles:
-            _allow_vehicles(routing, index, [vehicle_of[t] for t in allowed[case.id]])
         penalty = case.value * _COST_PER_CENT
-        preferred = _preferred_vehicle(problem, case, allowed, vehicle_of)
-        if preferred is not None and params.continuity_cost_cents:
-            # Visiting with another vehicle costs the continuity price; dropping loses it too.
-            continuity = params.continuity_cost_cents * _COST_PER_CENT
-            routing.AddSoftSameVehicleConstraint([routing.Start(preferred), index], continuity)
-            penalty += continuity
+        if any(nodes[manager.IndexToNode(i)].continuity for i in indices):
+            # Dropping the case loses its continuity too, so the price never pays for a drop.
+            penalty += params.continuity_cost_cents * _COST_PER_CENT
         if case.appointment_s is not None:
-            penalty = _MAX_PENALTY
-        routing.AddDisjunction([index], min(penalty, _MAX_PENALTY))
+            penalty += _APPOINTMENT_PENALTY
+        routing.AddDisjunction(indices, min(penalty, _MAX_PENALTY), 1)
     # Kept visits stay in their order: each starts after the one before it has ended.
-    node_of = {case.id: node for node, case in enumerate(cases)}
     for order in kept.values():
         for before, after in itertools.pairwise(order):
             time_dimension.AddNodePrecedence(
-                manager.NodeToIndex(node_of[before]),
-                manager.NodeToIndex(node_of[after]),
-                problem.case(before).service_s,
+                indices_of[before][0], indices_of[after][0], problem.case(before).service_s
             )
     return model
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    """A visit node of the routing model: which case, by which vehicles, at what surcharge.
+
+    A case with a preferred collector who may visit it gets two nodes in one
+    disjunction: one only that collector's vehicle may take, and one for the
+    other vehicles that pays the continuity price. Per-node arc costs keep
+    the search on its fast paths, where a per-vehicle rule would not.
+    """
+
+    case: Case
+    vehicles: tuple[int, ...]
+    continuity: bool = False
+
+
+def _plan_nodes(
+    problem: Problem,
+    cases: Sequence[Case],
+    allowed: Mapping[str, Sequence[str]],
+    kept: Mapping[str, Sequence[str]],
+    vehicle_of: Mapping[str, int],
+    params: SolveParams,
+) -> list[_Node]:
+    kept_on = {c: vehicle_of[team_id] for team_id, order in kept.items() for c in order}
+    nodes: list[_Node] = []
+    for case in cases:
+        if case.id in kept_on:
+            nodes.append(_Node(case, (kept_on[case.id],)))
+            continue
+        vehicles = tuple(vehicle_of[t] for t in allowed[case.id])
+        preferred = _preferred_vehicle(problem, case, allowed, vehicle_of)
+        if preferred is None or not params.continuity_cost_cents:
+            nodes.append(_Node(case, vehicles))
+            continue
+        nodes.append(_Node(case, (preferred,)))
+        others = tuple(v for v in vehicles if v != preferred)
+        if others:
+            nodes.append(_Node(case, others, continuity=True))
+    return nodes
 
 
 def _add_breaks(
@@ -687,6 +740,9 @@ def _search(
     search.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.Value.Value(
         params.metaheuristic
     )
+    # A case with a preferred collector has two alternative nodes (see _Node); moving it
+    # from one to the other means swapping an active node for an inactive one anywhere.
+    search.local_search_operators.use_extended_swap_active = BOOL_TRUE
     search.time_limit.FromMilliseconds(max(1, round(params.time_limit_s * 1000)))
     if params.solution_limit is not None:
         search.solution_limit = params.solution_limit
@@ -695,9 +751,9 @@ def _search(
     progress = _Progress(routing, report)
     routing.AddAtSolutionCallback(progress)
     who = "collectors" if all(t.crew_id is None for t in model.fleet) else "collectors and crews"
+    n_cases = len({c.id for c in model.cases})
     report(
-        f"searching {len(model.cases)} cases x {len(model.fleet)} {who} for up to "
-        f"{params.time_limit_s:g} s"
+        f"searching {n_cases} cases x {len(model.fleet)} {who} for up to {params.time_limit_s:g} s"
     )
     started = time.perf_counter()
     solution = routing.SolveWithParameters(search)
@@ -707,7 +763,7 @@ def _search(
         params.solution_limit is not None and progress.solutions >= params.solution_limit
     )
     stats = {
-        "modelled_cases": float(len(model.cases)),
+        "modelled_cases": float(n_cases),
         "modelled_collectors": float(len(model.fleet)),
         "search_time_s": search_s,
         "solutions_found": float(progress.solutions),
