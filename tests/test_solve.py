@@ -459,6 +459,9 @@ def test_a_matrix_that_does_not_fit_the_problem_is_refused():
         ({"first_solution": "FASTEST"}, "first solution strategy 'FASTEST'"),
         ({"metaheuristic": "MAGIC"}, "metaheuristic 'MAGIC'"),
         ({"solution_limit": 0}, "solution limit"),
+        ({"objective": "fastest"}, "objective 'fastest' is not one of travel, balanced"),
+        ({"balance_cost_cents_per_hour": -1}, "balance_cost_cents_per_hour"),
+        ({"continuity_cost_cents": -1}, "continuity_cost_cents"),
     ],
 )
 def test_solve_params_refuse_values_that_make_no_sense(changes, message):

@@ -453,18 +453,18 @@ class Problem:
         teams: list[Team] = []
         team_of: dict[str, Team] = {}
         for position, collector in enumerate(self.collectors):
-            crew = crew_of.get(collector.id)
-            if crew is None:
+            joined = crew_of.get(collector.id)
+            if joined is None:
                 team = _team((collector,), position, None)
-            elif crew.member_ids[0] == collector.id:
-                members = tuple(by_id[m][1] for m in crew.member_ids)
-                team = _team(members, position, crew.id)
-                team_of[crew.id] = team
+            elif joined.member_ids[0] == collector.id:
+                members = tuple(by_id[m][1] for m in joined.member_ids)
+                team = _team(members, position, joined.id)
+                team_of[joined.id] = team
             else:
                 continue
             teams.append(team)
-            for member in team.members:
-                team_of[member.id] = team
+            for worker in team.members:
+                team_of[worker.id] = team
         object.__setattr__(self, "_teams", tuple(teams))
         object.__setattr__(self, "_team_of", team_of)
 

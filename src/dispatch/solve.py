@@ -633,9 +633,9 @@ def _build_model(
         routing.AddDisjunction(indices, min(penalty, _MAX_PENALTY), 1)
     # Kept visits stay in their order: each starts after the one before it has ended.
     for order in kept.values():
-        for before, after in itertools.pairwise(order):
+        for first, then in itertools.pairwise(order):
             time_dimension.AddNodePrecedence(
-                indices_of[before][0], indices_of[after][0], problem.case(before).service_s
+                indices_of[first][0], indices_of[then][0], problem.case(first).service_s
             )
     return model
 
