@@ -1,0 +1,117 @@
+"""Collector itineraries of a plan: JSON, the phone page, and reporting outcomes.
+
+Each route here opens with a collector link (``?link=``) for exactly its plan
+and collector, or with an API key.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import HTMLResponse
+
+from api.deps import (
+    ItineraryAccess,
+    ItineraryReader,
+    OutcomeReporter,
+    PlanIdPath,
+    PlansReader,
+    StoreDep,
+)
+from api.errors import ApiError, not_found, responses
+from api.pages import collector_html
+from api.routes.outcomes import record_outcome
+from api.schemas import (
+    ItineraryOut,
+    ItinerarySummaryOut,
+    OutcomeIn,
+    OutcomeOut,
+    itinerary_out,
+)
+from dispatch.store import Store, StoredItinerary
+
+router = APIRouter(prefix="/plans/{plan_id}/itineraries", tags=["itineraries"])
+
+
+def _itinerary(store: Store, access: ItineraryAccess) -> StoredItinerary:
+    stored = store.get_itinerary(access.plan_id, access.collector_id)
+    if stored is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"plan '{access.plan_id}' has no itinerary for collector '{access.collector_id}'",
+        )
+    return stored
+
+
+@router.get("", response_model=list[ItinerarySummaryOut], responses=responses(401, 403, 404, 422))
+def list_itineraries(
+    plan_id: PlanIdPath, store: StoreDep, _: PlansReader
+) -> list[ItinerarySummaryOut]:
+    """Each collector's day in the plan, in brief (routes with at least one stop)."""
+    stored = store.get_plan(plan_id)
+    if stored is None:
+        raise not_found("plan", plan_id)
+    problem = stored.problem
+    return [
+        ItinerarySummaryOut(
+            collector_id=route.collector_id,
+            member_ids=list(route.members),
+            visits=len(route.stops),
+            start=problem.to_datetime(route.start_s),
+            end=problem.to_datetime(route.end_s),
+            travel_time_s=route.travel_time_s,
+            distance_m=route.distance_m,
+        )
+        for route in stored.plan.routes
+        if route.stops
+    ]
+
+
+@router.get("/{collector_id}", response_model=ItineraryOut, responses=responses(401, 403, 404, 422))
+def read_itinerary(access: ItineraryReader, store: StoreDep) -> ItineraryOut:
+    """A collector's day: stops in order with ETAs, road lines and navigation links.
+
+    Case data is shown only as the plan's policy lets collectors see it.
+    """
+    return itinerary_out(_itinerary(store, access))
+
+
+@router.get(
+    "/{collector_id}/page",
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}, "description": "The collector's map page"}}
+    | responses(401, 403, 404, 422),
+)
+def read_itinerary_page(access: ItineraryReader, store: StoreDep) -> HTMLResponse:
+    """The collector's phone page: their route on a map and the list of stops."""
+    return HTMLResponse(collector_html(_itinerary(store, access)))
+
+
+@router.post(
+    "/{collector_id}/outcomes",
+    response_model=OutcomeOut,
+    status_code=201,
+    responses={200: {"model": OutcomeOut, "description": "Reported before under this id"}}
+    | responses(401, 403, 404, 409, 413, 422),
+)
+def report_outcome(
+    access: OutcomeReporter, body: OutcomeIn, store: StoreDep, response: Response
+) -> OutcomeOut:
+    """Report the outcome of a visit on this itinerary (only its own cases)."""
+    case_ids = store.route_case_ids(access.plan_id, access.collector_id)
+    if not case_ids:
+        raise ApiError(
+            404,
+            "not_found",
+            f"plan '{access.plan_id}' has no itinerary for collector '{access.collector_id}'",
+        )
+    if body.case_id not in case_ids:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"case '{body.case_id}' is not on this itinerary",
+            field="case_id",
+        )
+    return record_outcome(
+        store, body, response, collector_id=access.collector_id, plan_id=access.plan_id
+    )

@@ -1,0 +1,77 @@
+"""Collector links: give out signed, expiring links to a plan's itineraries; revoke one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Path, Request, Response
+
+from api.deps import PlanIdPath, PlansWriter, SettingsDep, StoreDep
+from api.errors import ApiError, not_found, responses
+from api.schemas import LinkOut, LinksIn, LinksOut
+from api.security import new_link, sign_link
+
+router = APIRouter(tags=["links"])
+
+
+@router.post(
+    "/plans/{plan_id}/links",
+    status_code=201,
+    response_model=LinksOut,
+    responses=responses(401, 403, 404, 413, 422),
+)
+def create_links(
+    plan_id: PlanIdPath,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    _: PlansWriter,
+    body: Annotated[LinksIn | None, Body()] = None,
+) -> LinksOut:
+    """One link per collector of the plan: it opens their itinerary, page and outcome form."""
+    body = body or LinksIn()
+    stored = store.get_plan(plan_id)
+    if stored is None:
+        raise not_found("plan", plan_id)
+    with_stops = [r.collector_id for r in stored.plan.routes if r.stops]
+    wanted = with_stops if body.collector_ids is None else list(dict.fromkeys(body.collector_ids))
+    missing = [c for c in wanted if c not in with_stops]
+    if missing:
+        raise ApiError(
+            422,
+            "no_itinerary",
+            f"the plan gives no stops to collector(s) {', '.join(missing)}",
+            field="collector_ids",
+        )
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    now = dt.datetime.now(dt.UTC)
+    links = []
+    for collector_id in wanted:
+        claims = new_link(plan_id, collector_id, ttl_s=body.ttl_s or settings.link_ttl_s, now=now)
+        token = sign_link(claims, request.app.state.link_secret)
+        path = f"{base}/v1/plans/{plan_id}/itineraries/{quote(collector_id)}"
+        links.append(
+            LinkOut(
+                link_id=claims.link_id,
+                plan_id=plan_id,
+                collector_id=collector_id,
+                expires_at=claims.expires,
+                token=token,
+                itinerary_url=f"{path}?link={token}",
+                page_url=f"{path}/page?link={token}",
+            )
+        )
+    return LinksOut(links=links)
+
+
+@router.delete("/links/{link_id}", status_code=204, responses=responses(401, 403, 422))
+def revoke_link(
+    link_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="Link id.")],
+    store: StoreDep,
+    _: PlansWriter,
+) -> Response:
+    """Revoke a collector link: it opens nothing from now on, though not yet expired."""
+    store.revoke_link(link_id)
+    return Response(status_code=204)
