@@ -321,6 +321,27 @@ def test_a_capacity_drop_names_the_lower_value_visit_that_took_its_place(full_ro
     )
 
 
+def test_an_appointment_left_without_room_names_the_visits_in_its_way(full_route_day):
+    problem = full_route_day[0]
+    with_appointment = make_problem(
+        [*problem.cases, make_case("MEET", 450, 0, appointment="12:00")], problem.collectors
+    )
+    matrices = make_matrices(with_appointment)
+    explained = explain_dropped(
+        with_appointment,
+        matrices,
+        [time_route(with_appointment, matrices, "K1", ["LOW", "HIGH"])],
+        ["MEET"],
+        max_snap_m=300,
+        travel_cost_cents_per_hour=3000,
+    )
+    assert explained["MEET"].reason == Reason.APPOINTMENT_IMPOSSIBLE
+    assert explained["MEET"].detail == (
+        "no route that could keep the appointment at 12:00 (±10 min) has room: "
+        "K1 (visit cap 2 reached); removing LOW (1.00) from K1's route would make room"
+    )
+
+
 def test_a_displacement_is_found_when_time_not_the_cap_is_short():
     # A two-hour shift: the long low-value visit blocks the short valuable one.
     problem = make_problem(

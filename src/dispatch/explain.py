@@ -813,6 +813,8 @@ def _displacement_text(problem: Problem, case: Case, displaced: Sequence[Displac
     best = displaced[0]
     listed = ", ".join(f"{c} ({_money(problem.case(c).value)})" for c in best.case_ids)
     whose = _whose(problem.team(best.collector_id))
+    if case.appointment_s is not None:
+        return f"; removing {listed} from {whose} route would make room"
     if best.value_cents < case.value:
         return (
             f"; lower-value {listed} on {whose} route took the room it needed "

@@ -42,7 +42,11 @@ from dispatch.model import (
     Unassigned,
 )
 
-_FIRST_SOLUTIONS = frozenset(routing_enums_pb2.FirstSolutionStrategy.Value.keys()) - {"UNSET"}
+# EVALUATOR_STRATEGY needs a callback that is never set here: OR-Tools refuses it.
+_FIRST_SOLUTIONS = frozenset(routing_enums_pb2.FirstSolutionStrategy.Value.keys()) - {
+    "UNSET",
+    "EVALUATOR_STRATEGY",
+}
 _METAHEURISTICS = frozenset(routing_enums_pb2.LocalSearchMetaheuristic.Value.keys()) - {"UNSET"}
 
 # Objective units are 1/3600 cent, so that travel seconds times cents per hour is exact:
