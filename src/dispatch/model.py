@@ -41,9 +41,10 @@ class Reason(StrEnum):
     NO_FEASIBLE_TIME = "NO_FEASIBLE_TIME"
     """No qualified collector can arrive inside a window and still end the shift on time."""
     APPOINTMENT_IMPOSSIBLE = "APPOINTMENT_IMPOSSIBLE"
-    """No qualified collector can start the visit within the appointment's tolerance."""
+    """No qualified team can start the visit within the appointment's tolerance, alone or
+    on today's routes (an appointment is kept whenever it fits, whatever its value)."""
     CAPACITY_EXHAUSTED = "CAPACITY_EXHAUSTED"
-    """Feasible alone, but no route had room left for it (time or visit cap)."""
+    """Feasible alone, but no route had room left for it (time, break or visit cap)."""
     NOT_WORTH_TRAVEL = "NOT_WORTH_TRAVEL"
     """It fits into a route, but the extra travel costs more than the case's value."""
     POLICY_EXCLUDED = "POLICY_EXCLUDED"
