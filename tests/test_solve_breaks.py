@@ -374,7 +374,6 @@ def keepable_by_brute_force(problem, matrices, collector_id, order) -> bool:
     return False
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(8))
 def test_break_aware_insertion_agrees_with_trying_every_break_moment(seed):
     # Tight windows, split windows and a lunch window that often collides with them: the
