@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -51,3 +52,25 @@ def test_every_case_goes_to_the_solver_or_is_held_back_with_a_rule(sample, use_t
             assert any(
                 w.start_s <= window.start_s and window.end_s <= w.end_s for w in original.windows
             )
+
+
+def test_a_policy_crew_size_reaches_every_case_and_the_solver_honours_it(sample):
+    from dispatch.matrix import build_matrices
+    from dispatch.model import Crew
+    from dispatch.network import load_networks
+    from dispatch.policies import parse_policy
+    from dispatch.solve import SolveParams, solve
+
+    text = (SAMPLE / "policy.yaml").read_text().replace("min_crew: 1", "min_crew: 2")
+    policy = parse_policy(text, source="two-person.yaml")
+    # Two walkers form the only crew; everyone else works alone.
+    walkers = [k.id for k in sample.collectors if k.mode.value == "walk"][:2]
+    day = dataclasses.replace(sample, crews=(Crew("CREW-1", tuple(walkers)),))
+    screening = screen_day(day, policy=policy)
+    assert all(c.min_crew == 2 for c in screening.day.cases)
+    matrices = build_matrices(screening.day, load_networks(None, screening.day.modes()))
+    plan = solve(screening.day, matrices, params=SolveParams(time_limit_s=2))
+    assert plan.routes, "the crew serves some cases"
+    for route in plan.routes:
+        if route.stops:
+            assert set(route.members) == set(walkers)

@@ -693,7 +693,7 @@ def apply_policy(
         sources=tuple(f"{s.ref} ({s.confidence})" for s in policy.sources),
     )
     return ComplianceResult(
-        problem=Problem(problem.date, problem.timezone, tuple(kept), problem.collectors),
+        problem=replace(problem, cases=tuple(kept)),
         excluded=tuple(excluded),
         min_crew=crew,
         local_timezones=zones,

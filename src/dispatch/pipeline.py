@@ -81,8 +81,18 @@ def screen_day(
     for exclusion in result.excluded:
         detail = f"{exclusion.rule.value}: {exclusion.detail}"
         held_back.append(Unassigned(exclusion.case_id, Reason.POLICY_EXCLUDED, detail))
+    # A policy's crew size is a floor: a case that already needs more keeps its own.
+    crewed = tuple(
+        replace(c, min_crew=max(c.min_crew, result.min_crew.get(c.id, 1)))
+        for c in result.problem.cases
+    )
     return Screening(
-        given, result.problem, tuple(held_back), decisions, result.excluded, result.audit
+        given,
+        replace(result.problem, cases=crewed),
+        tuple(held_back),
+        decisions,
+        result.excluded,
+        result.audit,
     )
 
 
