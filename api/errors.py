@@ -69,8 +69,8 @@ def error_body(
 
 def _field_of(location: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in location]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:] if parts[0] == "body" else parts
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        return ".".join(parts[1:]) or parts[0]
     return ".".join(parts) or "body"
 
 

@@ -29,7 +29,7 @@ Partial = Annotated[
 ]
 
 
-@router.post("", response_model=UpsertOut, responses=responses(401, 403, 413, 422))
+@router.post("", response_model=UpsertOut, responses=responses(400, 401, 403, 413, 422))
 def upsert_cases(
     batch: CaseBatchIn, store: StoreDep, _: CasesWriter, partial: Partial = False
 ) -> UpsertOut:

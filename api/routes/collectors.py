@@ -26,7 +26,7 @@ from dispatch.model import TravelMode
 router = APIRouter(prefix="/collectors", tags=["collectors"])
 
 
-@router.post("", response_model=UpsertOut, responses=responses(401, 403, 413, 422))
+@router.post("", response_model=UpsertOut, responses=responses(400, 401, 403, 413, 422))
 def upsert_collectors(
     batch: CollectorBatchIn, store: StoreDep, _: CasesWriter, partial: Partial = False
 ) -> UpsertOut:

@@ -13,7 +13,7 @@ from api.schemas import CrewBatchIn, CrewIn, CrewOut, PageOut, UpsertOut, read_r
 router = APIRouter(prefix="/crews", tags=["crews"])
 
 
-@router.post("", response_model=UpsertOut, responses=responses(401, 403, 413, 422))
+@router.post("", response_model=UpsertOut, responses=responses(400, 401, 403, 413, 422))
 def upsert_crews(
     batch: CrewBatchIn, store: StoreDep, _: CasesWriter, partial: Partial = False
 ) -> UpsertOut:

@@ -92,7 +92,7 @@ def read_itinerary_page(access: ItineraryReader, store: StoreDep) -> HTMLRespons
     response_model=OutcomeOut,
     status_code=201,
     responses={200: {"model": OutcomeOut, "description": "Reported before under this id"}}
-    | responses(401, 403, 404, 409, 413, 422),
+    | responses(400, 401, 403, 404, 409, 413, 422),
 )
 def report_outcome(
     access: OutcomeReporter, body: OutcomeIn, store: StoreDep, response: Response

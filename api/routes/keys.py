@@ -17,7 +17,7 @@ KeyIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="Key id."
 
 
 @router.post(
-    "", status_code=201, response_model=KeyCreatedOut, responses=responses(401, 403, 413, 422)
+    "", status_code=201, response_model=KeyCreatedOut, responses=responses(400, 401, 403, 413, 422)
 )
 def create_key(body: KeyIn, store: StoreDep, _: Admin) -> KeyCreatedOut:
     """Create an API key with scopes; the key itself is in this answer only."""

@@ -20,7 +20,7 @@ router = APIRouter(tags=["links"])
     "/plans/{plan_id}/links",
     status_code=201,
     response_model=LinksOut,
-    responses=responses(401, 403, 404, 413, 422),
+    responses=responses(400, 401, 403, 404, 413, 422),
 )
 def create_links(
     plan_id: PlanIdPath,

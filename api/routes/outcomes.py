@@ -48,7 +48,7 @@ def record_outcome(
     response_model=OutcomeOut,
     status_code=201,
     responses={200: {"model": OutcomeOut, "description": "Reported before under this id"}}
-    | responses(401, 403, 409, 413, 422),
+    | responses(400, 401, 403, 409, 413, 422),
 )
 def create_outcome(
     body: OutcomeIn, store: StoreDep, _: CasesWriter, response: Response

@@ -61,7 +61,7 @@ def _check_request(body: PlanRequestIn, store: StoreDep, settings: SettingsDep) 
     "",
     status_code=202,
     response_model=JobOut,
-    responses=responses(401, 403, 413, 422),
+    responses=responses(400, 401, 403, 413, 422),
 )
 def submit_plan(
     body: PlanRequestIn,

@@ -34,7 +34,8 @@ def _policy_out(stored: StoredPolicy) -> PolicyOut:
     "/{name}",
     response_model=PolicyOut,
     status_code=200,
-    responses={201: {"model": PolicyOut, "description": "Created"}} | responses(401, 403, 413, 422),
+    responses={201: {"model": PolicyOut, "description": "Created"}}
+    | responses(400, 401, 403, 413, 422),
 )
 def put_policy(
     name: PolicyName, body: PolicyIn, store: StoreDep, _: Admin, response: Response

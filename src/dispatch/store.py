@@ -985,7 +985,7 @@ class Store:
             row = OutcomeRow(
                 id=outcome_id or uuid.uuid4().hex,
                 case_id=visit.case_id,
-                visited_at=visit.visited_at,
+                visited_at=visit.visited_at.astimezone(dt.UTC),
                 outcome=visit.outcome.value,
                 promise_due=visit.promise_due,
                 promise_amount_cents=visit.promise_amount_cents,
@@ -1180,13 +1180,18 @@ class Store:
         """Fail every running job whose worker stopped renewing its lease; returns how many."""
         now = _now() if now is None else now
         message = "the worker stopped reporting (no heartbeat before its lease ran out)"
+        expired = (JobRow.status == JobStatus.RUNNING.value, JobRow.lease_expires_at < now)
+        # Looked for first without the write lock: this runs every poll and rarely finds any.
+        with self._read() as session:
+            if session.scalar(select(func.count()).where(*expired)) == 0:
+                return 0
         with self._write() as session:
-            expired = session.execute(
+            failed = session.execute(
                 update(JobRow)
-                .where(JobRow.status == JobStatus.RUNNING.value, JobRow.lease_expires_at < now)
+                .where(*expired)
                 .values(**_final(JobStatus.FAILED, "Failed", "worker_lost", message))
             )
-            return int(expired.rowcount)  # type: ignore[attr-defined]
+            return int(failed.rowcount)  # type: ignore[attr-defined]
 
     def requeue_jobs_of_worker(self, worker_id: str) -> int:
         """Put a stopped worker's running jobs back in the queue (cancelled if asked to stop)."""
@@ -1256,7 +1261,9 @@ class Store:
         with self._write() as session:
             session.add(_plan_row(plan_id, job_id, problem, plan, exposure, audit))
             session.flush()
-            session.execute(insert(RouteRow), _route_rows(plan_id, problem, plan, itineraries))
+            route_rows = _route_rows(plan_id, problem, plan, itineraries)
+            if route_rows:
+                session.execute(insert(RouteRow), route_rows)
             stop_rows = _stop_rows(plan_id, plan, itineraries)
             if stop_rows:
                 session.execute(insert(StopRow), stop_rows)

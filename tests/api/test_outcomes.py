@@ -1,0 +1,64 @@
+"""Visit outcomes reported by the case system: validated, idempotent by id, listed."""
+
+from __future__ import annotations
+
+from api_support import ADMIN, new_key, sample_cases
+
+
+def _report(client, body, headers=ADMIN):
+    return client.post("/v1/outcomes", json=body, headers=headers)
+
+
+def test_an_outcome_is_recorded_once_under_its_id(client):
+    client.post("/v1/cases", json={"cases": sample_cases(2)}, headers=ADMIN)
+    body = {
+        "id": "visit-1",
+        "case_id": "C-001",
+        "outcome": "promise_to_pay",
+        "visited_at": "2026-11-20T10:15:00+02:00",
+        "promise_due": "2026-12-15",
+        "promise_amount_cents": 15000,
+        "collector_id": "K-01",
+    }
+
+    first = _report(client, body)
+    retried = _report(client, body)
+    changed = _report(
+        client, body | {"outcome": "paid", "promise_due": None, "promise_amount_cents": None}
+    )
+
+    assert first.status_code == 201
+    assert retried.status_code == 200
+    assert retried.json() == first.json()
+    assert first.json()["visited_at"] == "2026-11-20T08:15:00Z"
+    assert changed.status_code == 409
+    listed = client.get("/v1/outcomes", params={"case_id": "C-001"}, headers=ADMIN).json()
+    assert [o["id"] for o in listed["items"]] == ["visit-1"]
+
+
+def test_outcomes_break_no_visit_rule(client):
+    client.post("/v1/cases", json={"cases": sample_cases(1)}, headers=ADMIN)
+    checks = [
+        ("promise_due", "invalid_outcome", {"outcome": "promise_to_pay"}),
+        ("promise_due", "invalid_outcome", {"outcome": "paid", "promise_due": "2026-12-01"}),
+        ("case_id", "unknown_case", {"case_id": "C-999", "outcome": "paid"}),
+        ("outcome", "invalid_request", {"outcome": "gone_fishing"}),
+        ("visited_at", "invalid_outcome", {"outcome": "paid", "visited_at": "2999-01-01T00:00Z"}),
+        ("visited_at", "invalid_request", {"outcome": "paid", "visited_at": "2026-11-20T10:15"}),
+        ("plan_id", "unknown_plan", {"outcome": "paid", "plan_id": "0" * 32}),
+    ]
+    for field, code, body in checks:
+        response = _report(client, {"case_id": "C-001"} | body)
+        assert response.status_code == 422, body
+        error = response.json()["error"]
+        assert (error["field"], error["code"]) == (field, code), body
+
+
+def test_reporting_outcomes_needs_cases_write(client):
+    client.post("/v1/cases", json={"cases": sample_cases(1)}, headers=ADMIN)
+    reader = new_key(client, "plans:read")
+
+    refused = _report(client, {"case_id": "C-001", "outcome": "not_home"}, headers=reader)
+
+    assert refused.status_code == 403
+    assert client.get("/v1/outcomes", headers=reader).json()["total"] == 0
