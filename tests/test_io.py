@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -19,6 +20,7 @@ from dispatch.model import (
     ALL_DAY,
     Case,
     Collector,
+    Crew,
     Location,
     Plan,
     Problem,
@@ -183,6 +185,165 @@ def test_each_bad_collector_value_names_file_row_column_and_rule(tmp_path, chang
     error = only_error(excinfo)
     assert (error.file, error.row, error.column) == (str(path), 2, column)
     assert reason in error.reason
+
+
+def test_crew_size_and_appointment_columns_read_into_the_case(tmp_path):
+    rows = [
+        CASE_ROW | {"min_crew": "2", "appointment": "10:30", "appointment_tolerance_min": "15"},
+        CASE_ROW | {"case_id": "C-2", "windows": "", "appointment": "14:00"},
+        CASE_ROW | {"case_id": "C-3"},
+    ]
+    first, second, third = io.read_cases(write_csv(tmp_path / "cases.csv", rows)).items
+    assert (first.min_crew, first.appointment_s, first.appointment_tolerance_s) == (
+        2,
+        10 * 3600 + 1800,
+        15 * 60,
+    )
+    assert first.start_windows == (TimeWindow(10 * 3600 + 900, 10 * 3600 + 2700),)
+    # The tolerance defaults to ten minutes either side.
+    assert (second.appointment_s, second.appointment_tolerance_s) == (14 * 3600, 600)
+    assert (third.min_crew, third.appointment_s) == (1, None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "column", "reason"),
+    [
+        ({"min_crew": "0"}, "min_crew", "crew size 0 must be at least 1"),
+        ({"min_crew": "two"}, "min_crew", "'two' is not a whole number"),
+        ({"appointment": "half past ten"}, "appointment", "is not a time of day in HH:MM form"),
+        (
+            {"appointment": "13:00", "appointment_tolerance_min": "30"},
+            "appointment",
+            "appointment 13:00 ± 30 min lies outside every window 09:00-12:00;17:00-20:00",
+        ),
+        (
+            {"appointment": "10:00", "appointment_tolerance_min": "-5"},
+            "appointment_tolerance_min",
+            "appointment tolerance -5 min is negative",
+        ),
+        (
+            {"appointment": "10:00", "appointment_tolerance_min": "soon"},
+            "appointment_tolerance_min",
+            "'soon' is not a number of minutes",
+        ),
+    ],
+)
+def test_bad_crew_sizes_and_appointments_name_the_column_and_rule(
+    tmp_path, changes, column, reason
+):
+    path = write_csv(tmp_path / "cases.csv", [CASE_ROW | changes])
+    with pytest.raises(InputError) as excinfo:
+        io.read_cases(path)
+    error = only_error(excinfo)
+    assert (error.file, error.row, error.column) == (str(path), 2, column)
+    assert reason in error.reason
+
+
+def test_a_collectors_break_reads_into_window_and_length(tmp_path):
+    rows = [
+        COLLECTOR_ROW | {"break_window": "11:00-13:30", "break_min": "30"},
+        COLLECTOR_ROW | {"collector_id": "K-2", "break_window": "", "break_min": ""},
+        COLLECTOR_ROW | {"collector_id": "K-3", "break_window": "11:00-13:30", "break_min": "0"},
+    ]
+    lunch, none, zero = io.read_collectors(write_csv(tmp_path / "collectors.csv", rows)).items
+    assert (lunch.break_window, lunch.break_s) == (TimeWindow(11 * 3600, 13 * 3600 + 1800), 1800)
+    assert (none.break_window, none.break_s) == (None, 0)
+    assert (zero.break_window, zero.break_s) == (None, 0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "column", "reason"),
+    [
+        ({"break_window": "11:00-13:30"}, "break_min", "break_min is empty but break_window"),
+        ({"break_min": "30"}, "break_window", "a break of 30 min needs a break_window"),
+        (
+            {"break_window": "11:00-12:00;13:00-14:00", "break_min": "30"},
+            "break_window",
+            "is not one time window",
+        ),
+        ({"break_window": "13:00-11:00", "break_min": "30"}, "break_window", "ends before"),
+        ({"break_window": "11:00-13:00", "break_min": "-30"}, "break_min", "break -30 min"),
+        (
+            {"break_window": "15:30-17:30", "break_min": "45"},
+            "break_window",
+            "a break of 45 min does not fit into break window 15:30-17:30 within shift 08:00-16:00",
+        ),
+    ],
+)
+def test_bad_breaks_name_the_column_and_rule(tmp_path, changes, column, reason):
+    path = write_csv(tmp_path / "collectors.csv", [COLLECTOR_ROW | changes])
+    with pytest.raises(InputError) as excinfo:
+        io.read_collectors(path)
+    error = only_error(excinfo)
+    assert (error.file, error.row, error.column) == (str(path), 2, column)
+    assert reason in error.reason
+
+
+def team_of_four(tmp_path: Path) -> tuple[Collector, ...]:
+    rows = [COLLECTOR_ROW | {"collector_id": f"K-{n}"} for n in range(1, 5)]
+    rows[3] |= {"mode": "drive"}
+    return io.read_collectors(write_csv(tmp_path / "collectors.csv", rows)).items
+
+
+def test_crews_read_with_their_first_member_first(tmp_path):
+    collectors = team_of_four(tmp_path)
+    path = write_csv(
+        tmp_path / "crews.csv",
+        [{"crew_id": "W-1", "members": "K-2; K-1"}, {"crew_id": "W-2", "members": "K-3;K-4"}],
+    )
+    with pytest.raises(InputError) as excinfo:
+        io.read_crews(path, collectors=collectors)
+    # K-4 drives and K-3 walks: they cannot work as one crew.
+    error = only_error(excinfo)
+    assert (error.row, error.column) == (3, "members")
+    assert "members travel in different modes: K-3 (walk), K-4 (drive)" in error.reason
+    result = io.read_crews(path, collectors=collectors, skip_invalid=True)
+    assert result.items == (Crew("W-1", ("K-2", "K-1")),)
+    problem = Problem(dt.date(2026, 12, 1), "Europe/Helsinki", (), collectors, result.items)
+    assert problem.team("K-1").id == "K-2"
+    # Without the collectors only the file's own rules apply.
+    assert len(io.read_crews(path).items) == 2
+
+
+@pytest.mark.parametrize(
+    ("rows", "row", "column", "reason"),
+    [
+        ([{"crew_id": "W-1", "members": "K-1"}], 2, "members", "a crew needs at least two members"),
+        ([{"crew_id": "W-1", "members": "K-1;K-1"}], 2, "members", "name K-1 more than once"),
+        ([{"crew_id": "W-1", "members": "K-1;K-9"}], 2, "members", "collector 'K-9' is not in"),
+        ([{"crew_id": "", "members": "K-1;K-2"}], 2, "crew_id", "a value is required"),
+        ([{"crew_id": "K-3", "members": "K-1;K-2"}], 2, "crew_id", "is also a collector's id"),
+        (
+            [{"crew_id": "W-1", "members": "K-1;K-2"}, {"crew_id": "W-2", "members": "K-3;K-2"}],
+            3,
+            "members",
+            "collector K-2 is already in crew W-1 (row 2)",
+        ),
+        (
+            [{"crew_id": "W-1", "members": "K-1;K-2"}, {"crew_id": "W-1", "members": "K-3;K-4"}],
+            3,
+            "crew_id",
+            "duplicate crew_id 'W-1' (first seen on row 2)",
+        ),
+    ],
+)
+def test_each_bad_crew_names_file_row_column_and_rule(tmp_path, rows, row, column, reason):
+    collectors = team_of_four(tmp_path)
+    path = write_csv(tmp_path / "crews.csv", rows, ["crew_id", "members"])
+    with pytest.raises(InputError) as excinfo:
+        io.read_crews(path, collectors=collectors)
+    errors = [e for e in excinfo.value.errors if e.row == row]
+    assert [(e.file, e.column) for e in errors] == [(str(path), column)]
+    assert reason in errors[0].reason
+
+
+def test_crews_come_from_csv_only_and_need_both_columns(tmp_path):
+    with pytest.raises(InputError, match=r"crews are read from \.csv"):
+        io.read_crews(tmp_path / "crews.geojson")
+    path = write_csv(tmp_path / "crews.csv", [{"crew_id": "W-1"}])
+    with pytest.raises(InputError) as excinfo:
+        io.read_crews(path)
+    assert only_error(excinfo).reason == "required column 'members' is missing"
 
 
 def test_a_collector_without_an_end_point_ends_where_it_starts(tmp_path):
@@ -543,6 +704,131 @@ def test_the_sample_problem_round_trips_exactly(tmp_path):
     assert io.read_problem(path) == (sample, None)
 
 
+@pytest.fixture
+def crew_problem(problem: Problem) -> Problem:
+    """The problem with a crew, breaks, an appointment and a visit that needs two."""
+    lunch = TimeWindow(11 * 3600, 13 * 3600 + 1800)
+    first, second = (
+        dataclasses.replace(k, mode=TravelMode.WALK, break_window=lunch, break_s=1800)
+        for k in problem.collectors
+    )
+    cases = (
+        problem.cases[0],
+        dataclasses.replace(problem.cases[1], min_crew=2),
+        dataclasses.replace(
+            problem.cases[2], appointment_s=20 * 3600 + 900, appointment_tolerance_s=300
+        ),
+    )
+    return dataclasses.replace(
+        problem, cases=cases, collectors=(first, second), crews=(Crew("W-1", ("K-1", "K-2")),)
+    )
+
+
+@pytest.fixture
+def crew_plan(plan: Plan) -> Plan:
+    route = dataclasses.replace(
+        plan.routes[0], member_ids=("K-1", "K-2"), break_start_s=39_600, break_end_s=41_400
+    )
+    return dataclasses.replace(plan, routes=(route,))
+
+
+def test_crews_appointments_and_breaks_round_trip_through_problem_json(tmp_path, crew_problem):
+    path = io.write_problem(crew_problem, tmp_path / "problem.json", network_source=None)
+    read, _ = io.read_problem(path)
+    assert read == crew_problem
+    assert read.crews == (Crew("W-1", ("K-1", "K-2")),)
+    assert read.team("K-2").member_ids == ("K-1", "K-2")
+    assert read.case("C-2").min_crew == 2
+    assert (read.case("C-3").appointment_s, read.case("C-3").appointment_tolerance_s) == (
+        72_900,
+        300,
+    )
+    assert read.collector("K-2").break_s == 1800
+
+
+def test_a_problem_json_without_the_new_fields_reads_with_their_defaults(tmp_path, problem):
+    path = io.write_problem(problem, tmp_path / "problem.json", network_source=None)
+    data = json.loads(path.read_text())
+    del data["crews"]
+    for case in data["cases"]:
+        for name in ("min_crew", "appointment_s", "appointment_tolerance_s"):
+            del case[name]
+    for collector in data["collectors"]:
+        del collector["break_window"], collector["break_s"]
+    path.write_text(json.dumps(data))
+    assert io.read_problem(path) == (problem, None)
+
+
+def test_a_crew_route_and_its_break_round_trip_through_plan_json(tmp_path, crew_plan):
+    path = io.write_plan(crew_plan, tmp_path / "plan.json")
+    assert io.read_plan(path) == crew_plan
+    route = json.loads(path.read_text())["routes"][0]
+    assert (route["member_ids"], route["break_start_s"], route["break_end_s"]) == (
+        ["K-1", "K-2"],
+        39_600,
+        41_400,
+    )
+
+
+def test_a_solved_crew_plan_read_back_from_json_passes_the_checker(tmp_path):
+    from synthetic_days import QUICK, make_matrices, rules_day
+
+    from dispatch.explain import check_plan
+    from dispatch.solve import solve
+
+    day = rules_day(14, 4, seed=3, crews=1, crew_cases=0.3)
+    matrices = make_matrices(day)
+    solved = solve(day, matrices, params=QUICK)
+    crew_route = next(r for r in solved.routes if r.member_ids)
+    assert crew_route.break_start_s is not None
+    assert any(day.case(c).min_crew == 2 for c in crew_route.case_ids)
+    io.write_problem(day, tmp_path / "problem.json", network_source=None)
+    io.write_plan(solved, tmp_path / "plan.json")
+    problem, _ = io.read_problem(tmp_path / "problem.json")
+    plan = io.read_plan(tmp_path / "plan.json")
+    assert plan == solved
+    assert check_plan(problem, matrices, plan) == []
+    # Dropping the crew's members from the file is caught, not silently trusted.
+    data = json.loads((tmp_path / "plan.json").read_text())
+    for route in data["routes"]:
+        route.pop("member_ids")
+    (tmp_path / "plan.json").write_text(json.dumps(data))
+    codes = {v.code for v in check_plan(problem, matrices, io.read_plan(tmp_path / "plan.json"))}
+    assert "CREW_MEMBERS" in codes
+
+
+def test_every_stop_is_kept_unless_some_are_marked(tmp_path, plan):
+    path = io.write_plan(plan, tmp_path / "plan.json")
+    assert io.read_kept_visits(path) == {"K-1": ("C-1", "C-2")}
+    data = json.loads(path.read_text())
+    data["routes"][0]["stops"][1]["keep"] = True
+    path.write_text(json.dumps(data))
+    assert io.read_kept_visits(path) == {"K-1": ("C-2",)}
+    data["routes"][0]["stops"][1]["keep"] = False
+    path.write_text(json.dumps(data))
+    assert io.read_kept_visits(path) == {}
+    data["routes"][0]["stops"][1]["keep"] = "yes"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="'keep' of the stop at C-2 is 'yes'"):
+        io.read_kept_visits(path)
+
+
+def test_stops_csv_and_geojson_name_a_crew_and_its_break(
+    tmp_path, crew_problem, crew_plan, itineraries
+):
+    out = tmp_path / "out"
+    io.write_outputs(out, crew_problem, crew_plan, itineraries)
+    stops = read_csv_rows(out / "stops.csv")
+    assert {(r["members"], r["break_start"], r["break_end"]) for r in stops} == {
+        ("K-1;K-2", "11:00", "11:30")
+    }
+    with (out / "plan.geojson").open(encoding="utf-8") as handle:
+        route = json.load(handle)["features"][0]["properties"]
+    assert (route["members"], route["crew_id"]) == ("K-1;K-2", "W-1")
+    assert (route["break_start_hhmm"], route["break_end_hhmm"]) == ("11:00", "11:30")
+    assert route["break_start"] == "2026-12-01T11:00:00+02:00"
+
+
 def test_plan_json_round_trips_exactly(tmp_path, plan):
     path = io.write_plan(plan, tmp_path / "plan.json")
     assert io.read_plan(path) == plan
@@ -595,6 +881,9 @@ def test_write_outputs_writes_every_file(tmp_path, problem, plan, itineraries):
         "travel_time_s": "100",
         "distance_m": "450",
         "windows": "09:00-10:00;17:00-20:00",
+        "members": "K-1",
+        "break_start": "",
+        "break_end": "",
     }
     assert read_csv_rows(out / "unassigned.csv") == [
         {

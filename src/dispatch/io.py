@@ -35,6 +35,7 @@ from dispatch.model import (
     DAY_S,
     Case,
     Collector,
+    Crew,
     Location,
     Plan,
     Problem,
@@ -73,6 +74,9 @@ CASE_COLUMNS = (
     "debtor_name",
     "phone",
     "national_id",
+    "min_crew",
+    "appointment",
+    "appointment_tolerance_min",
 )
 COLLECTOR_COLUMNS = (
     "collector_id",
@@ -86,7 +90,10 @@ COLLECTOR_COLUMNS = (
     "skills",
     "max_visits",
     "mode",
+    "break_window",
+    "break_min",
 )
+CREW_COLUMNS = ("crew_id", "members")
 STOP_COLUMNS = (
     "collector_id",
     "stop",
@@ -99,6 +106,9 @@ STOP_COLUMNS = (
     "travel_time_s",
     "distance_m",
     "windows",
+    "members",
+    "break_start",
+    "break_end",
 )
 UNASSIGNED_COLUMNS = ("case_id", "reason", "detail", "address")
 SKIPPED_COLUMNS = ("file", "row", "column", "reason")
@@ -112,6 +122,7 @@ TRIAGE_COLUMNS = (
 )
 
 DEFAULT_SERVICE_MIN = 15
+DEFAULT_APPOINTMENT_TOLERANCE_MIN = 10
 PROBLEM_FORMAT = "dispatch-problem"
 PLAN_FORMAT = "dispatch-plan"
 FORMAT_VERSION = 1
@@ -122,6 +133,8 @@ _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _NAME = re.compile(r"\w[\w-]*")
 _NO_NAMES: frozenset[str] = frozenset()
 _ALL_DAY_WINDOWS: tuple[TimeWindow, ...] = (ALL_DAY,)
+# Any date serves to check that crew members can work together; the rules ignore it.
+_ANY_DAY = dt.date(2000, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -264,6 +277,51 @@ def _parse_service_min(text: str) -> int:
     return seconds
 
 
+def _parse_min_crew(text: str) -> int:
+    size = _parse_whole(text)
+    if size < 1:
+        raise ValueError(f"crew size {size} must be at least 1")
+    return size
+
+
+def _minutes_parser(what: str) -> Callable[[str], int]:
+    """Make a parser of a span in minutes (``0`` or more, at most a day) into seconds."""
+
+    def parse(text: str) -> int:
+        if not _DECIMAL.fullmatch(text):
+            raise ValueError(f"'{text}' is not a number of minutes")
+        seconds = int((Decimal(text) * 60).to_integral_value())
+        if seconds < 0:
+            raise ValueError(f"{what} {text} min is negative")
+        if seconds > DAY_S:
+            raise ValueError(f"{what} {text} min is longer than a day")
+        return seconds
+
+    return parse
+
+
+_parse_tolerance_min = _minutes_parser("appointment tolerance")
+_parse_break_min = _minutes_parser("break")
+
+
+def _parse_break_window(text: str) -> TimeWindow:
+    windows = _parse_windows(text)
+    if len(windows) != 1 or windows == _ALL_DAY_WINDOWS:
+        raise ValueError(f"'{text}' is not one time window in HH:MM-HH:MM form")
+    return windows[0]
+
+
+def _parse_members(text: str) -> tuple[str, ...]:
+    """Parse a crew's ``;``-separated collector ids, the first member first."""
+    members = tuple(part.strip() for part in text.split(";") if part.strip())
+    if len(members) < 2:
+        raise ValueError(f"a crew needs at least two members, '{text}' names {len(members)}")
+    repeated = sorted({m for m in members if members.count(m) > 1})
+    if repeated:
+        raise ValueError(f"members name {repeated[0]} more than once")
+    return members
+
+
 def _parse_windows(text: str) -> tuple[TimeWindow, ...]:
     windows = []
     for part in (p.strip() for p in text.split(";")):
@@ -297,7 +355,7 @@ def _model_error(
     message = str(exc)
     # The model prefixes messages with their owner ("case C-7: ..."); the row already says it.
     owner, sep, rest = message.partition(": ")
-    if sep and owner.split(" ")[0] in ("case", "collector"):
+    if sep and owner.split(" ")[0] in ("case", "collector", "crew"):
         message = rest
     column = next((col for fragment, col in columns if fragment in message), fallback)
     row.error(column, message)
@@ -327,9 +385,14 @@ _CASE_MESSAGE_COLUMNS = (
     ("value", "value"),
     ("service time", "service_min"),
     ("time window", "windows"),
+    ("crew size", "min_crew"),
+    ("appointment tolerance", "appointment_tolerance_min"),
+    ("appointment", "appointment"),
 )
 _COLLECTOR_MESSAGE_COLUMNS = (
     ("collector id", "collector_id"),
+    # Before "shift": a break message names the shift it must fit into.
+    ("break", "break_window"),
     ("shift", "shift_end"),
     ("maximum visits", "max_visits"),
     ("travel mode", "mode"),
@@ -346,6 +409,13 @@ def _case_from_row(row: _Row) -> Case | None:
     service_s = row.parse("service_min", _parse_service_min, default=DEFAULT_SERVICE_MIN * 60)
     windows = row.parse("windows", _parse_windows, default=_ALL_DAY_WINDOWS)
     flags = row.parse("flags", _parse_flags, default=_NO_NAMES)
+    min_crew = row.parse("min_crew", _parse_min_crew, default=1)
+    appointment_s = row.parse("appointment", parse_clock)
+    tolerance_s = row.parse(
+        "appointment_tolerance_min",
+        _parse_tolerance_min,
+        default=DEFAULT_APPOINTMENT_TOLERANCE_MIN * 60,
+    )
     if (
         row.errors
         or case_id is None
@@ -356,10 +426,12 @@ def _case_from_row(row: _Row) -> Case | None:
         or service_s is None
         or windows is None
         or flags is None
+        or min_crew is None
+        or tolerance_s is None
     ):
         return None
     try:
-        return Case(
+        case = Case(
             id=case_id,
             location=location,
             address=row.text("address"),
@@ -374,10 +446,27 @@ def _case_from_row(row: _Row) -> Case | None:
             debtor_name=row.text("debtor_name"),
             phone=row.text("phone"),
             national_id=row.text("national_id"),
+            min_crew=min_crew,
+            appointment_s=appointment_s,
+            appointment_tolerance_s=tolerance_s,
         )
     except InvalidProblemError as exc:
         _model_error(row, exc, _CASE_MESSAGE_COLUMNS, "case_id")
         return None
+    if case.appointment_s is not None and not case.start_windows:
+        # The row contradicts itself: no visit could ever keep this appointment.
+        row.error(
+            "appointment",
+            f"appointment {format_clock(case.appointment_s)} ± "
+            f"{_minutes_text(case.appointment_tolerance_s)} lies outside every window "
+            f"{_windows_text(case.windows)}",
+        )
+        return None
+    return case
+
+
+def _minutes_text(seconds: int) -> str:
+    return f"{Decimal(seconds) / 60:g} min"
 
 
 def _collector_from_row(row: _Row) -> Collector | None:
@@ -404,6 +493,15 @@ def _collector_from_row(row: _Row) -> Collector | None:
     skills = row.parse("skills", _parse_skills, default=_NO_NAMES)
     max_visits = row.parse("max_visits", _parse_max_visits)
     mode = row.parse("mode", _parse_mode, required=True)
+    break_window = row.parse("break_window", _parse_break_window)
+    break_s = row.parse("break_min", _parse_break_min, default=0)
+    if row.text("break_window") and not row.text("break_min"):
+        row.error("break_min", "break_min is empty but break_window is given: give both or neither")
+    elif break_s and not row.text("break_window"):
+        row.error(
+            "break_window",
+            f"a break of {_minutes_text(break_s)} needs a break_window (HH:MM-HH:MM)",
+        )
     if (
         row.errors
         or collector_id is None
@@ -412,6 +510,7 @@ def _collector_from_row(row: _Row) -> Collector | None:
         or shift is None
         or skills is None
         or mode is None
+        or break_s is None
     ):
         return None
     try:
@@ -424,6 +523,8 @@ def _collector_from_row(row: _Row) -> Collector | None:
             skills=skills,
             max_visits=max_visits,
             mode=mode,
+            break_window=break_window if break_s else None,
+            break_s=break_s,
         )
     except InvalidProblemError as exc:
         _model_error(row, exc, _COLLECTOR_MESSAGE_COLUMNS, "collector_id")
@@ -612,9 +713,13 @@ def read_cases(path: str | Path, *, skip_invalid: bool = False) -> ReadResult[Ca
         A ``.csv`` file with columns ``case_id``, ``lat``, ``lon``,
         ``days_past_due``, ``amount`` (required) and ``value``, ``skills``,
         ``service_min``, ``windows``, ``preferred_collector``, ``flags``,
-        ``address`` (optional; other columns are ignored), or a ``.geojson``
-        FeatureCollection whose Point geometries give the locations and
-        whose properties hold the other columns.
+        ``address``, ``min_crew`` (collectors needed at the door, default
+        1), ``appointment`` (``HH:MM``) and ``appointment_tolerance_min``
+        (default 10; the visit starts within this many minutes of the
+        appointment, which must meet a window) (optional; other columns are
+        ignored), or a ``.geojson`` FeatureCollection whose Point
+        geometries give the locations and whose properties hold the other
+        columns.
     skip_invalid
         Skip rows with bad values and list their errors in the result
         instead of raising.
@@ -641,8 +746,10 @@ def read_collectors(path: str | Path, *, skip_invalid: bool = False) -> ReadResu
     path
         A ``.csv`` file with columns ``collector_id``, ``start_lat``,
         ``start_lon``, ``shift_start``, ``shift_end``, ``mode`` (required) and
-        ``name``, ``end_lat``, ``end_lon``, ``skills``, ``max_visits``
-        (optional), or a ``.geojson`` FeatureCollection whose Point
+        ``name``, ``end_lat``, ``end_lon``, ``skills``, ``max_visits``,
+        ``break_window`` (``HH:MM-HH:MM``) and ``break_min`` (a break of that
+        many minutes taken in one piece inside the window; give both or
+        neither) (optional), or a ``.geojson`` FeatureCollection whose Point
         geometries give the start points.
     skip_invalid
         Skip rows with bad values and list their errors in the result
@@ -660,6 +767,92 @@ def read_collectors(path: str | Path, *, skip_invalid: bool = False) -> ReadResu
         missing required column, or a file that is missing or unreadable.
     """
     return _read_items(path, _COLLECTORS, skip_invalid=skip_invalid)
+
+
+def _crew_table(collectors: Iterable[Collector] | None) -> _Table:
+    """How to read crews.csv; with the collectors known, members must be on duty together."""
+    by_id = None if collectors is None else {k.id: k for k in collectors}
+    taken: dict[str, tuple[str, int]] = {}
+
+    def build(row: _Row) -> Crew | None:
+        crew_id = row.parse("crew_id", str, required=True)
+        members = row.parse("members", _parse_members, required=True)
+        if members is not None:
+            if by_id is not None:
+                for member in members:
+                    if member not in by_id:
+                        row.error("members", f"collector '{member}' is not in the collectors file")
+            for member in members:
+                if member in taken:
+                    other, number = taken[member]
+                    row.error(
+                        "members", f"collector {member} is already in crew {other} (row {number})"
+                    )
+        if by_id is not None and crew_id in by_id:
+            row.error("crew_id", f"crew id '{crew_id}' is also a collector's id")
+        if row.errors or crew_id is None or members is None:
+            return None
+        try:
+            crew = Crew(crew_id, members)
+            if by_id is not None:
+                # Whether the members can work together (one mode, shifts and breaks that
+                # overlap) is the model's rule; a day of just this crew applies it.
+                Problem(_ANY_DAY, "UTC", (), tuple(by_id[m] for m in members), (crew,))
+        except InvalidProblemError as exc:
+            _model_error(row, exc, (("crew id", "crew_id"),), "members")
+            return None
+        taken.update(dict.fromkeys(members, (crew_id, row.number)))
+        return crew
+
+    return _Table(
+        id_column="crew_id",
+        required=CREW_COLUMNS,
+        point_columns=("", ""),
+        build=build,
+    )
+
+
+def read_crews(
+    path: str | Path,
+    *,
+    collectors: Iterable[Collector] | None = None,
+    skip_invalid: bool = False,
+) -> ReadResult[Crew]:
+    """Read crews (collectors who work the day together) from a CSV file.
+
+    Parameters
+    ----------
+    path
+        A ``.csv`` file with columns ``crew_id`` and ``members`` (the
+        collector ids, ``;``-separated, the first member first: the crew
+        starts and ends at that member's points and its routes carry that
+        member's id).
+    collectors
+        The collectors on duty. When given, every member must be one of
+        them, and the members must be able to work together (one travel
+        mode, overlapping shifts, breaks that fit one shared span).
+    skip_invalid
+        Skip rows with bad values and list their errors in the result
+        instead of raising.
+
+    Returns
+    -------
+    ReadResult[Crew]
+        The valid crews in file order and the errors of the skipped rows.
+
+    Raises
+    ------
+    InputError
+        With every bad value in the file (unless ``skip_invalid``): a crew
+        of fewer than two, a member named twice, an unknown member, a
+        collector in two crews (naming the first crew's row), members who
+        cannot work together, a duplicate crew id; or a missing required
+        column, or a file that is missing or unreadable.
+    """
+    suffix = Path(path).suffix
+    if suffix.lower() not in CSV_SUFFIXES:
+        raise _file_error(path, f"unknown file type '{suffix}': crews are read from .csv")
+    return _read_items(path, _crew_table(collectors), skip_invalid=skip_invalid)
 
 
 # --- problem.json and plan.json -------------------------------------------------------------
@@ -689,6 +882,9 @@ def _case_json(case: Case) -> dict[str, Any]:
         "debtor_name": case.debtor_name,
         "phone": case.phone,
         "national_id": case.national_id,
+        "min_crew": case.min_crew,
+        "appointment_s": case.appointment_s,
+        "appointment_tolerance_s": case.appointment_tolerance_s,
     }
 
 
@@ -702,7 +898,15 @@ def _collector_json(collector: Collector) -> dict[str, Any]:
         "skills": sorted(collector.skills),
         "max_visits": collector.max_visits,
         "mode": collector.mode.value,
+        "break_window": None
+        if collector.break_window is None
+        else _window_json(collector.break_window),
+        "break_s": collector.break_s,
     }
+
+
+def _crew_json(crew: Crew) -> dict[str, Any]:
+    return {"id": crew.id, "member_ids": list(crew.member_ids)}
 
 
 def _write_json(data: object, path: Path) -> None:
@@ -775,6 +979,7 @@ def write_problem(problem: Problem, path: str | Path, *, network_source: str | N
         "network_source": network_source,
         "cases": [_case_json(c) for c in problem.cases],
         "collectors": [_collector_json(k) for k in problem.collectors],
+        "crews": [_crew_json(w) for w in problem.crews],
     }
     _write_json(data, path)
     return path
@@ -800,6 +1005,11 @@ def read_problem(path: str | Path) -> tuple[Problem, str | None]:
                 debtor_name=c.get("debtor_name", ""),
                 phone=c.get("phone", ""),
                 national_id=c.get("national_id", ""),
+                min_crew=int(c.get("min_crew", 1)),
+                appointment_s=_optional_int(c.get("appointment_s")),
+                appointment_tolerance_s=int(
+                    c.get("appointment_tolerance_s", DEFAULT_APPOINTMENT_TOLERANCE_MIN * 60)
+                ),
             )
             for c in data["cases"]
         )
@@ -813,16 +1023,26 @@ def read_problem(path: str | Path) -> tuple[Problem, str | None]:
                 skills=frozenset(k["skills"]),
                 max_visits=None if k["max_visits"] is None else int(k["max_visits"]),
                 mode=TravelMode(k["mode"]),
+                break_window=None
+                if k.get("break_window") is None
+                else _window_from_json(k["break_window"]),
+                break_s=int(k.get("break_s", 0)),
             )
             for k in data["collectors"]
         )
+        crews = tuple(Crew(w["id"], tuple(w["member_ids"])) for w in data.get("crews", ()))
         problem = Problem(
             date=dt.date.fromisoformat(data["date"]),
             timezone=data["timezone"],
             cases=cases,
             collectors=collectors,
+            crews=crews,
         )
         return problem, data["network_source"]
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def _stop_json(stop: Stop) -> dict[str, Any]:
@@ -845,6 +1065,9 @@ def _route_json(route: Route) -> dict[str, Any]:
         "distance_m": route.distance_m,
         "return_travel_time_s": route.return_travel_time_s,
         "return_distance_m": route.return_distance_m,
+        "member_ids": list(route.member_ids),
+        "break_start_s": route.break_start_s,
+        "break_end_s": route.break_end_s,
         "stops": [_stop_json(s) for s in route.stops],
     }
 
@@ -892,6 +1115,9 @@ def read_plan(path: str | Path) -> Plan:
                 distance_m=int(r["distance_m"]),
                 return_travel_time_s=int(r.get("return_travel_time_s", 0)),
                 return_distance_m=int(r.get("return_distance_m", 0)),
+                member_ids=tuple(r.get("member_ids", ())),
+                break_start_s=_optional_int(r.get("break_start_s")),
+                break_end_s=_optional_int(r.get("break_end_s")),
             )
             for r in data["routes"]
         )
@@ -906,6 +1132,45 @@ def read_plan(path: str | Path) -> Plan:
             solve_time_s=data.get("solve_time_s", 0.0),
             stats=dict(data.get("stats", {})),
         )
+
+
+def read_kept_visits(path: str | Path) -> dict[str, tuple[str, ...]]:
+    """Read the visits of a plan.json to keep when the day is planned again.
+
+    A dispatcher marks a stop to keep by adding ``"keep": true`` to it in
+    plan.json (for example the visits already made, or promised to the
+    debtor). When no stop of the file carries a ``keep`` field, every stop is
+    kept. Kept visits stay with their route's collector (or crew) in their
+    order; ``solve(..., keep=...)`` fits the other cases around them.
+
+    Returns
+    -------
+    dict[str, tuple[str, ...]]
+        Route id (``collector_id``) -> kept case ids in visiting order;
+        routes with nothing kept are left out.
+    """
+    data = _load_json(path, PLAN_FORMAT)
+    with _decoding(path):
+        marked = any("keep" in s for r in data["routes"] for s in r["stops"])
+        kept: dict[str, tuple[str, ...]] = {}
+        seen: set[str] = set()
+        for route in data["routes"]:
+            route_id = str(route["collector_id"])
+            if route_id in seen:
+                raise ValueError(f"two routes carry collector_id {route_id}")
+            seen.add(route_id)
+            order = []
+            for stop in route["stops"]:
+                flag = stop.get("keep", not marked)
+                if not isinstance(flag, bool):
+                    raise ValueError(
+                        f"'keep' of the stop at {stop['case_id']} is {flag!r}, not true or false"
+                    )
+                if flag:
+                    order.append(str(stop["case_id"]))
+            if order:
+                kept[route_id] = tuple(order)
+        return kept
 
 
 # --- plan outputs ---------------------------------------------------------------------------
@@ -968,6 +1233,9 @@ def _plan_features(
                     "end": problem.to_datetime(route.end_s).isoformat(),
                     "start_hhmm": format_clock(route.start_s),
                     "end_hhmm": format_clock(route.end_s),
+                    "members": ";".join(route.members),
+                    "crew_id": _crew_id(problem, route),
+                    **_break_properties(problem, route),
                 },
             }
         )
@@ -1013,6 +1281,25 @@ def _plan_features(
     return routes + stops + unassigned
 
 
+def _crew_id(problem: Problem, route: Route) -> str | None:
+    if not route.member_ids:
+        return None
+    crew = problem.crew_of(route.collector_id)
+    return None if crew is None else crew.id
+
+
+def _break_properties(problem: Problem, route: Route) -> dict[str, str | None]:
+    """The route's break as GeoJSON properties (null when it takes none)."""
+    properties: dict[str, str | None] = {}
+    for name, seconds in (("break_start", route.break_start_s), ("break_end", route.break_end_s)):
+        if seconds is None:
+            properties[name] = properties[f"{name}_hhmm"] = None
+        else:
+            properties[name] = problem.to_datetime(seconds).isoformat()
+            properties[f"{name}_hhmm"] = format_clock(seconds)
+    return properties
+
+
 def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
@@ -1032,9 +1319,16 @@ def _write_plan_geojson(
         handle.write("\n")
 
 
+def _clock_or_empty(seconds: int | None) -> str:
+    return "" if seconds is None else format_clock(seconds)
+
+
 def _write_stops_csv(path: Path, problem: Problem, plan: Plan) -> None:
     rows = []
     for route in plan.routes:
+        # Each row repeats its route's people and break, so that a filtered sheet keeps them.
+        members = ";".join(route.members)
+        rest = (_clock_or_empty(route.break_start_s), _clock_or_empty(route.break_end_s))
         for number, stop in enumerate(route.stops, start=1):
             case = problem.case(stop.case_id)
             rows.append(
@@ -1050,6 +1344,8 @@ def _write_stops_csv(path: Path, problem: Problem, plan: Plan) -> None:
                     stop.travel_time_s,
                     stop.distance_m,
                     _windows_text(case.windows),
+                    members,
+                    *rest,
                 )
             )
     _write_csv(path, STOP_COLUMNS, rows)
@@ -1082,7 +1378,8 @@ def write_outputs(
 
     Writes ``problem.json``, ``plan.json``, ``plan.geojson`` (a LineString per
     route along the roads of its itinerary, a Point per stop and per
-    unassigned case), ``stops.csv``, ``unassigned.csv`` and, when given,
+    unassigned case), ``stops.csv`` (a row per visit, with the route's
+    members and break), ``unassigned.csv`` and, when given,
     ``skipped.csv`` (rows skipped), ``audit.json`` (the compliance audit
     record) and ``triage.csv`` (the channel decided for every case). Files
     are written into a temporary folder beside ``out_dir`` and moved into
