@@ -319,7 +319,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Run the HTTP API (uvicorn)."""
+    """Run the HTTP API (uvicorn): migrate the database, start plan workers, serve /v1.
+
+    Settings come from DISPATCH_* environment variables (see README, "Service").
+    """
     import uvicorn
 
     uvicorn.run("api.main:app", host=host, port=port)
