@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 DATE ?= 2026-12-01
 OUT ?= maps
 
-.PHONY: install demo test lint format bench bench-solomon clean
+.PHONY: install demo test lint format bench bench-solomon bench-api clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(STAMP)
 bench-solomon: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/solomon.py --readme
+
+# Service load on loopback: itinerary reads by collector link and 1,000-case upserts (~3 minutes).
+bench-api: $(STAMP)
+	$(BIN)/python bench/bench_api.py --readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
