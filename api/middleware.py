@@ -24,8 +24,11 @@ class BodySizeLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 declared = value.decode("latin-1").strip()
-                if not declared.isdigit() or int(declared) > self.max_bytes:
-                    await self._refuse(send)
+                if not declared.isdigit():
+                    await self._answer(send, 400, "bad_request", "Content-Length is not a number")
+                    return
+                if int(declared) > self.max_bytes:
+                    await self._answer(send, 413, "body_too_large", self._message())
                     return
         received = 0
 
@@ -44,8 +47,8 @@ class BodySizeLimit:
     def _message(self) -> str:
         return f"the request body is larger than {self.max_bytes} bytes"
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(error_body("body_too_large", self._message())).encode("utf-8")
+    async def _answer(self, send: Send, status: int, code: str, message: str) -> None:
+        body = json.dumps(error_body(code, message)).encode("utf-8")
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

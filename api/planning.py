@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dispatch.compliance import Policy, PolicyError, case_timezone, load_policy, parse_policy
 from dispatch.errors import DispatchError, InvalidProblemError
-from dispatch.model import Problem
+from dispatch.model import Location, Problem
 from dispatch.store import JobRecord, Store
 
 Stage = Callable[[str], AbstractContextManager[object]]
@@ -33,11 +34,9 @@ def resolve_policy(store: Store, name: str) -> Policy:
     return load_policy(name)
 
 
-def plan_timezone(requested: str | None, default: str | None, problem_start: object) -> str:
+def plan_timezone(requested: str | None, default: str | None, first_start: Location) -> str:
     """The plan's time zone: as requested, the service default, or the first collector's."""
-    zone = requested or default
-    if zone is None and problem_start is not None:
-        zone = case_timezone(problem_start)  # type: ignore[arg-type]
+    zone = requested or default or case_timezone(first_start)
     if zone is None:
         raise InvalidProblemError("cannot tell the plan's time zone: give one in the request")
     try:
@@ -53,7 +52,7 @@ def run_plan_job(
     *,
     worker_id: str,
     network: str | None,
-    cache_dir: object,
+    cache_dir: Path | None,
     default_timezone: str | None,
     stage: Stage,
 ) -> str | None:
@@ -90,7 +89,7 @@ def run_plan_job(
         history=history,
         use_triage=bool(request.get("use_triage")),
         params=params,
-        cache_dir=cache_dir,  # type: ignore[arg-type]
+        cache_dir=cache_dir,
         stage=stage,
     )
     exposure = policy.exposure if policy is not None else ExposureProfile()

@@ -97,8 +97,12 @@ def _mac(payload: str, secret: bytes) -> str:
 
 def sign_link(claims: LinkClaims, secret: bytes) -> str:
     """A token ``<payload>.<signature>``: base64url JSON of the claims and its HMAC-SHA256."""
-    body = {"l": claims.link_id, "p": claims.plan_id, "c": claims.collector_id}
-    body["e"] = claims.expires_at  # type: ignore[assignment]
+    body = {
+        "l": claims.link_id,
+        "p": claims.plan_id,
+        "c": claims.collector_id,
+        "e": claims.expires_at,
+    }
     payload = _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
     return f"{payload}.{_mac(payload, secret)}"
 
