@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import math
@@ -286,3 +287,178 @@ def test_navigation_links_lead_to_the_destination(mode, google, osm, apple):
     assert parts.netloc == "maps.apple.com"
     assert query["daddr"] == ["60.169123,24.941021"]
     assert query.get("dirflg") == ([apple] if apple else None)
+
+
+# --- crews and breaks -----------------------------------------------------------------------
+
+LUNCH = TimeWindow(11 * 3600, 13 * 3600 + 1800)
+
+
+@pytest.fixture(scope="module")
+def crew_day(problem, matrix, network):
+    """K1 and K3 (same start, a lunch each) work as crew W; K2 works alone."""
+    from dispatch.explain import time_route as timed_route
+    from dispatch.model import Crew
+
+    collectors = tuple(
+        dataclasses.replace(k, break_window=LUNCH, break_s=1800) if k.id != "K2" else k
+        for k in problem.collectors
+    )
+    # A visit after lunch, so that the break falls between visits.
+    cases = tuple(
+        dataclasses.replace(c, windows=(TimeWindow(12 * 3600 + 2700, 14 * 3600),))
+        if c.id == "HEL-103"
+        else c
+        for c in problem.cases
+    )
+    day = dataclasses.replace(
+        problem, cases=cases, collectors=collectors, crews=(Crew("W", ("K1", "K3")),)
+    )
+    matrices = {TravelMode.WALK: matrix}
+    routes = (
+        timed_route(day, matrices, "K1", ["HEL-101", "HEL-102", "HEL-103"]),
+        timed_route(day, matrices, "K2", ["HEL-201", "HEL-202"]),
+    )
+    plan = Plan(routes, ())
+    return day, plan, build_itineraries(day, plan, {TravelMode.WALK: network}, matrices)
+
+
+def test_each_crew_member_gets_the_crews_stops(crew_day):
+    _, plan, itineraries = crew_day
+    assert [it.collector.id for it in itineraries] == ["K1", "K2", "K3"]
+    crew_route = plan.routes[0]
+    assert crew_route.member_ids == ("K1", "K3")
+    first, alone, second = itineraries
+    for member in (first, second):
+        assert member.route == crew_route
+        assert [s.case.id for s in member.stops] == ["HEL-101", "HEL-102", "HEL-103"]
+        assert [k.id for k in member.members] == ["K1", "K3"]
+        assert member.crew_id == "W"
+    assert [k.id for k in first.partners] == ["K3"]
+    assert [k.id for k in second.partners] == ["K1"]
+    # Both members travel the same lines from the crew's start, K1's.
+    assert second.coords == first.coords
+    assert (alone.members, alone.crew_id, alone.partners) == ((), None, ())
+
+
+def test_the_break_is_an_item_of_the_timeline(crew_day):
+    _, _, itineraries = crew_day
+    assert [it.rest_break is not None for it in itineraries] == [True, False, True]
+    for itinerary in (itineraries[0], itineraries[2]):
+        route = itinerary.route
+        rest = itinerary.rest_break
+        assert route.break_start_s is not None and rest is not None
+        assert 0 < rest.after < itinerary.visits
+        assert (rest.start_s, rest.end_s) == (route.break_start_s, route.break_end_s)
+        timeline = itinerary.timeline()
+        assert timeline[rest.after] is rest
+        assert [i for i in timeline if i is not rest] == list(itinerary.stops)
+        # Everything before it ends by its start; everything after starts after its end.
+        for item in timeline[: rest.after]:
+            assert item.stop.end_s <= rest.start_s
+        for item in timeline[rest.after + 1 :]:
+            assert item.stop.start_s >= rest.end_s
+
+
+def with_break(route: Route, after: int, shift_s: int, *, at_door: bool = False) -> Route:
+    """Insert a break of ``shift_s`` after ``after`` visits, delaying what follows by as much."""
+    stops = list(route.stops)
+    leave_s = route.start_s if after == 0 else stops[after - 1].end_s
+    for index in range(after, len(stops)):
+        stop = stops[index]
+        moved = dataclasses.replace(
+            stop,
+            arrival_s=stop.arrival_s + (0 if at_door and index == after else shift_s),
+            start_s=stop.start_s + shift_s,
+            end_s=stop.end_s + shift_s,
+        )
+        stops[index] = moved
+    begins = stops[after].arrival_s if at_door else leave_s + 60
+    return dataclasses.replace(
+        route,
+        stops=tuple(stops),
+        end_s=route.end_s + shift_s,
+        break_start_s=begins,
+        break_end_s=begins + shift_s,
+    )
+
+
+def test_a_break_at_the_door_is_not_counted_as_waiting(problem, plan, itineraries):
+    from dispatch.itinerary import BreakPlace
+
+    base = itineraries[0]
+    route = with_break(base.route, 1, 1800, at_door=True)
+    itinerary = dataclasses.replace(
+        base,
+        route=route,
+        stops=tuple(
+            dataclasses.replace(item, stop=stop)
+            for item, stop in zip(base.stops, route.stops, strict=True)
+        ),
+    )
+    rest = itinerary.rest_break
+    assert (rest.place, rest.after) == (BreakPlace.AT_THE_DOOR, 1)
+    second = itinerary.stops[1]
+    assert rest.point == second.leg.destination
+    assert second.stop.wait_s == base.stops[1].stop.wait_s + 1800
+    assert (second.break_s, second.wait_s) == (1800, base.stops[1].stop.wait_s)
+    assert [s.break_s for s in itinerary.stops] == [0, 1800, 0]
+
+
+def test_a_break_on_the_way_is_placed_along_the_leg(problem, itineraries):
+    from dispatch.itinerary import BreakPlace
+
+    base = itineraries[0]
+    route = with_break(base.route, 1, 1800)
+    itinerary = dataclasses.replace(
+        base,
+        route=route,
+        stops=tuple(
+            dataclasses.replace(item, stop=stop)
+            for item, stop in zip(base.stops, route.stops, strict=True)
+        ),
+    )
+    rest = itinerary.rest_break
+    leg = itinerary.stops[1].leg
+    assert (rest.place, rest.after) == (BreakPlace.ON_THE_WAY, 1)
+    # A minute into the leg: that far along its line, at an even pace.
+    expected_m = line_length_m(leg.coords) * 60 / leg.travel_time_s
+    assert haversine_m(leg.origin, rest.point) <= expected_m + 1
+    assert min(haversine_m(rest.point, p) for p in leg.coords) < 60
+    assert all(s.break_s == 0 for s in itinerary.stops)
+    assert itinerary.stops[1].wait_s == itinerary.stops[1].stop.wait_s
+
+
+@pytest.mark.parametrize("where", ["start", "end"])
+def test_a_break_before_leaving_or_after_arriving_is_at_the_start_or_the_end(itineraries, where):
+    from dispatch.itinerary import BreakPlace
+
+    base = itineraries[1]
+    route = base.route
+    begins = route.start_s - 1800 if where == "start" else route.end_s
+    route = dataclasses.replace(route, break_start_s=begins, break_end_s=begins + 1800)
+    rest = dataclasses.replace(base, route=route).rest_break
+    if where == "start":
+        assert (rest.place, rest.after, rest.point) == (BreakPlace.START, 0, base.legs[0].origin)
+    else:
+        assert (rest.place, rest.after) == (BreakPlace.END, base.visits)
+        assert rest.point == base.return_leg.destination
+
+
+def test_visits_that_need_a_crew_are_marked(crew_day):
+    _, _, itineraries = crew_day
+    item = itineraries[0].stops[0]
+    assert not item.needs_crew
+    two = dataclasses.replace(item, case=dataclasses.replace(item.case, min_crew=2))
+    assert two.needs_crew
+
+
+def test_a_collector_on_two_routes_is_refused(problem, plan, network, matrix):
+    doubled = dataclasses.replace(plan.routes[1], member_ids=("K2", "K1"))
+    with pytest.raises(InvalidProblemError, match="K1 works on 2 routes"):
+        build_itineraries(
+            problem,
+            Plan((plan.routes[0], doubled), ()),
+            {TravelMode.WALK: network},
+            {TravelMode.WALK: matrix},
+        )

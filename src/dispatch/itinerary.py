@@ -1,9 +1,12 @@
-"""Routes turned into itineraries: numbered stops, legs along the roads, navigation links."""
+"""Routes turned into itineraries: numbered stops, the break, legs along the roads, links."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from urllib.parse import quote, urlencode
 
 from dispatch.errors import InvalidProblemError, NetworkError
@@ -66,12 +69,17 @@ class Leg:
 
 @dataclass(frozen=True)
 class ItineraryStop:
-    """A visit on an itinerary: its place in the order, the case, its timing and the leg to it."""
+    """A visit on an itinerary: its place in the order, the case, its timing and the leg to it.
+
+    ``break_s`` is the part of the route's break taken at this door, between
+    arriving and starting the visit; ``Itinerary`` sets it from its route.
+    """
 
     number: int
     case: Case
     stop: Stop
     leg: Leg
+    break_s: int = 0
 
     def __post_init__(self) -> None:
         if self.number < 1:
@@ -81,6 +89,62 @@ class ItineraryStop:
                 f"stop {self.number} visits case {self.stop.case_id} "
                 f"but carries case {self.case.id}"
             )
+        if not 0 <= self.break_s <= max(self.stop.wait_s, 0):
+            raise InvalidProblemError(
+                f"stop {self.number}: a break of {self.break_s} s at the door does not fit "
+                f"into the {self.stop.wait_s} s between arrival and visit"
+            )
+
+    @property
+    def wait_s(self) -> int:
+        """Seconds waited at the door for the visit to start, the break not counted."""
+        return self.stop.wait_s - self.break_s
+
+    @property
+    def needs_crew(self) -> bool:
+        """Whether the visit must be made by two or more collectors together."""
+        return self.case.min_crew > 1
+
+
+class BreakPlace(StrEnum):
+    """Where a break falls in the day."""
+
+    START = "start"
+    """Before leaving the start point."""
+    ON_THE_WAY = "on_the_way"
+    """On the way to the next point: travel pauses for it."""
+    AT_THE_DOOR = "at_the_door"
+    """At the next stop, after arriving and before the visit."""
+    END = "end"
+    """After reaching the end point."""
+
+
+@dataclass(frozen=True)
+class ItineraryBreak:
+    """The route's break as an item of the itinerary.
+
+    ``after`` visits are made before it (0 before the first, n after the
+    last); ``point`` is the ``(lon, lat)`` where it is taken: the start, a
+    point along the leg (as far as the travel before the break reaches), the
+    next stop's door, or the end.
+    """
+
+    start_s: int
+    end_s: int
+    after: int
+    place: BreakPlace
+    point: tuple[float, float]
+
+    def __post_init__(self) -> None:
+        if self.end_s <= self.start_s:
+            raise InvalidProblemError(f"break {self.start_s}-{self.end_s} s has no length")
+        if self.after < 0:
+            raise InvalidProblemError(f"a break after {self.after} visits is impossible")
+
+    @property
+    def duration_s(self) -> int:
+        """Length of the break in seconds."""
+        return self.end_s - self.start_s
 
 
 @dataclass(frozen=True)
@@ -89,19 +153,33 @@ class Itinerary:
 
     ``stops`` are numbered 1..n in visiting order, each with the leg from the
     previous point (the start for stop 1); ``return_leg`` goes from the last
-    stop to the collector's end point.
+    stop to the route's end point. A crew member's itinerary holds the
+    crew's route (``route.collector_id`` is the crew's first member, whose
+    start and end the crew shares); ``members`` then lists the crew's
+    collectors, the first member first, and ``crew_id`` names the crew.
+    ``rest_break`` is the route's break placed among the stops (None when
+    the route takes none).
     """
 
     collector: Collector
     route: Route
     stops: tuple[ItineraryStop, ...]
     return_leg: Leg
+    members: tuple[Collector, ...] = ()
+    crew_id: str | None = None
+    rest_break: ItineraryBreak | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stops", tuple(self.stops))
+        object.__setattr__(self, "members", tuple(self.members))
         owner = f"itinerary of collector {self.collector.id}"
-        if self.route.collector_id != self.collector.id:
-            raise InvalidProblemError(f"{owner} holds the route of {self.route.collector_id}")
+        if self.collector.id not in self.route.members:
+            raise InvalidProblemError(f"{owner} holds the route of {', '.join(self.route.members)}")
+        if self.members and tuple(k.id for k in self.members) != self.route.members:
+            raise InvalidProblemError(
+                f"{owner}: members {', '.join(k.id for k in self.members)} differ from the "
+                f"route's {', '.join(self.route.members)}"
+            )
         if not self.stops:
             raise InvalidProblemError(f"{owner} has no stops")
         numbers = [s.number for s in self.stops]
@@ -109,6 +187,32 @@ class Itinerary:
             raise InvalidProblemError(f"{owner}: stops are numbered {numbers}, expected 1..n")
         if tuple(s.stop for s in self.stops) != self.route.stops:
             raise InvalidProblemError(f"{owner}: stops differ from the route's stops")
+        rest = _place_break(self.route, self.stops, self.return_leg)
+        object.__setattr__(self, "rest_break", rest)
+        at_door = rest is not None and rest.place is BreakPlace.AT_THE_DOOR
+        object.__setattr__(
+            self,
+            "stops",
+            tuple(
+                replace(
+                    item,
+                    break_s=rest.duration_s if at_door and rest and rest.after == index else 0,
+                )
+                for index, item in enumerate(self.stops)
+            ),
+        )
+
+    @property
+    def partners(self) -> tuple[Collector, ...]:
+        """The other collectors on the route (empty for a collector working alone)."""
+        return tuple(k for k in self.members if k.id != self.collector.id)
+
+    def timeline(self) -> tuple[ItineraryStop | ItineraryBreak, ...]:
+        """The stops in order with the break between them, where it falls."""
+        items: list[ItineraryStop | ItineraryBreak] = list(self.stops)
+        if self.rest_break is not None:
+            items.insert(self.rest_break.after, self.rest_break)
+        return tuple(items)
 
     @property
     def mode(self) -> TravelMode:
@@ -152,8 +256,8 @@ class Itinerary:
 
     @property
     def finish_s(self) -> int:
-        """When the collector reaches the end point: the last visit's end plus the return leg."""
-        return self.last_stop_s + self.return_leg.travel_time_s
+        """When the collector reaches the end point (a break on the way home included)."""
+        return max(self.route.end_s, self.last_stop_s + self.return_leg.travel_time_s)
 
     @property
     def coords(self) -> Coords:
@@ -170,13 +274,17 @@ def build_itineraries(
     networks: Mapping[TravelMode, RoadNetwork],
     matrices: Mapping[TravelMode, TravelMatrix],
 ) -> tuple[Itinerary, ...]:
-    """Turn the plan's routes into itineraries with road geometry.
+    """Turn the plan's routes into itineraries with road geometry, one per collector at work.
 
-    Only routes with at least one stop become itineraries (a collector with
-    nothing to visit has no way to show); they come in ``problem.collectors``
-    order so that positions, and the colours maps give them, are stable.
-    Times and distances come from the plan's stops and routes; the geometry
-    follows the fastest road path between the snapped nodes of the matrix.
+    Every collector who works on a route with at least one stop gets an
+    itinerary (a collector with nothing to visit has no way to show): alone,
+    or as a member of a crew, whose members each get the crew's route
+    (``Plan.routes_of_member``) with ``members`` and ``crew_id`` set. They
+    come in ``problem.collectors`` order so that positions, and the colours
+    maps give them, are stable. Times and distances come from the plan's
+    stops and routes; the geometry follows the fastest road path between the
+    snapped nodes of the matrix, from and to the route's own start and end
+    (a crew's first member's).
 
     Parameters
     ----------
@@ -185,7 +293,7 @@ def build_itineraries(
     plan
         The routes to lay out.
     networks
-        Road network per travel mode; the one each collector travels on.
+        Road network per travel mode; the one each route travels on.
     matrices
         Travel matrix per travel mode, built on the same networks (its snapped nodes
         say where each point joins the roads).
@@ -193,35 +301,55 @@ def build_itineraries(
     Returns
     -------
     tuple[Itinerary, ...]
-        One itinerary per non-empty route.
+        One itinerary per collector on a non-empty route.
 
     Raises
     ------
     InvalidProblemError
-        A route names a collector or a case that is not in the problem.
+        A route names a collector or a case that is not in the problem, or a
+        collector works on more than one route.
     NetworkError
-        A collector's network or matrix is missing, or two consecutive points have
+        A route's network or matrix is missing, or two consecutive points have
         no road path between them.
     """
-    routes: dict[str, Route] = {}
+    known = {k.id for k in problem.collectors}
     for route in plan.routes:
-        try:
-            problem.collector(route.collector_id)
-        except KeyError:
-            raise InvalidProblemError(
-                f"the plan has a route for collector '{route.collector_id}', "
-                "who is not in the problem"
-            ) from None
-        routes[route.collector_id] = route
+        for collector_id in dict.fromkeys((route.collector_id, *route.members)):
+            if collector_id not in known:
+                raise InvalidProblemError(
+                    f"the plan has a route for collector '{collector_id}', "
+                    "who is not in the problem"
+                )
     points = problem.points()
+    laid_out: dict[str, Itinerary] = {}
     itineraries = []
-    for position, collector in enumerate(problem.collectors):
-        if collector.id not in routes or not routes[collector.id].stops:
+    for collector in problem.collectors:
+        worked = [r for r in plan.routes_of_member(collector.id) if r.stops]
+        if not worked:
             continue
-        network, matrix = _network_and_matrix(collector, networks, matrices)
-        itineraries.append(
-            _build_itinerary(problem, points, position, routes[collector.id], network, matrix)
-        )
+        if len(worked) > 1:
+            listed = ", ".join(r.collector_id for r in worked)
+            raise InvalidProblemError(
+                f"collector {collector.id} works on {len(worked)} routes ({listed}); "
+                "a collector works on one route a day"
+            )
+        route = worked[0]
+        if route.collector_id not in laid_out:
+            position = problem.collector_position(route.collector_id)
+            network, matrix = _network_and_matrix(problem.collectors[position], networks, matrices)
+            laid_out[route.collector_id] = _build_itinerary(
+                problem, points, position, route, network, matrix
+            )
+        itinerary = laid_out[route.collector_id]
+        if route.member_ids:
+            crew = problem.crew_of(route.collector_id)
+            itinerary = replace(
+                itinerary,
+                collector=collector,
+                members=tuple(problem.collector(m) for m in route.members),
+                crew_id=None if crew is None else crew.id,
+            )
+        itineraries.append(itinerary)
     return tuple(itineraries)
 
 
@@ -299,6 +427,66 @@ def _build_itinerary(
     coords = _leg_coords(points, network, matrix, previous_index, end_index)
     return_leg = Leg(route.return_travel_time_s, route.return_distance_m, coords)
     return Itinerary(collector, route, tuple(stops), return_leg)
+
+
+def _place_break(
+    route: Route, stops: Sequence[ItineraryStop], return_leg: Leg
+) -> ItineraryBreak | None:
+    """Place a route's stated break among its stops: before, on the way, at a door, after."""
+    if route.break_start_s is None or route.break_end_s is None:
+        return None
+    start_s, end_s = route.break_start_s, route.break_end_s
+    if end_s <= start_s:
+        return None
+    if end_s <= route.start_s:
+        first = stops[0].leg if stops else return_leg
+        return ItineraryBreak(start_s, end_s, 0, BreakPlace.START, first.origin)
+    leave_s = route.start_s
+    for index, item in enumerate(stops):
+        stop = item.stop
+        if end_s <= stop.arrival_s:
+            point = _point_along(item.leg, start_s - leave_s)
+            return ItineraryBreak(start_s, end_s, index, BreakPlace.ON_THE_WAY, point)
+        if stop.arrival_s <= start_s and end_s <= stop.start_s:
+            return ItineraryBreak(
+                start_s, end_s, index, BreakPlace.AT_THE_DOOR, item.leg.destination
+            )
+        if start_s < stop.end_s:
+            # A break that overlaps a visit (a plan edited by hand, which the checker
+            # reports): shown after that visit, where it was.
+            return ItineraryBreak(
+                start_s, end_s, index + 1, BreakPlace.ON_THE_WAY, item.leg.destination
+            )
+        leave_s = stop.end_s
+    if start_s >= route.end_s:
+        return ItineraryBreak(start_s, end_s, len(stops), BreakPlace.END, return_leg.destination)
+    point = _point_along(return_leg, start_s - leave_s)
+    return ItineraryBreak(start_s, end_s, len(stops), BreakPlace.ON_THE_WAY, point)
+
+
+def _point_along(leg: Leg, travelled_s: int) -> tuple[float, float]:
+    """Where a leg's traveller is after ``travelled_s`` seconds, at an even pace along its line."""
+    if leg.travel_time_s <= 0 or travelled_s <= 0:
+        return leg.origin
+    fraction = min(1.0, travelled_s / leg.travel_time_s)
+    pieces = [(a, b, _metres(a, b)) for a, b in itertools.pairwise(leg.coords)]
+    remaining_m = fraction * sum(length for _, _, length in pieces)
+    for (lon1, lat1), (lon2, lat2), length_m in pieces:
+        if length_m > 0 and remaining_m <= length_m:
+            share = remaining_m / length_m
+            return (lon1 + share * (lon2 - lon1), lat1 + share * (lat2 - lat1))
+        remaining_m -= length_m
+    return leg.destination
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Great-circle distance between two ``(lon, lat)`` points, in metres."""
+    lon1, lat1, lon2, lat2 = map(math.radians, (*a, *b))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * 6_371_008.8 * math.asin(math.sqrt(h))
 
 
 def _leg_coords(
