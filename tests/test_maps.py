@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -646,3 +647,157 @@ def test_write_maps_applies_the_profile_to_every_collector_page_but_not_the_over
         assert "owes" not in text
         assert "Matti Virtanen" not in text
     assert "<th>Debtor</th><td>Matti Virtanen</td>" in overview.read_text("utf-8")
+
+
+# --- crews, breaks, appointments and every reason -------------------------------------------
+
+LUNCH = TimeWindow(11 * 3600, 13 * 3600 + 1800)
+
+
+@pytest.fixture(scope="module")
+def crew_scenario(problem, tmp_path_factory):
+    """K1 and K3 work as crew W with a lunch break; an appointment and a two-person visit."""
+    from dispatch.model import Crew
+
+    cases = {c.id: c for c in problem.cases}
+    cases["MAP-11"] = dataclasses.replace(cases["MAP-11"], appointment_s=10 * 3600)
+    cases["MAP-12"] = dataclasses.replace(cases["MAP-12"], min_crew=2)
+    cases["MAP-13"] = dataclasses.replace(
+        cases["MAP-13"], windows=(TimeWindow(13 * 3600, 15 * 3600),)
+    )
+    cases["MAP-92"] = dataclasses.replace(cases["MAP-92"], appointment_s=7 * 3600)
+    collectors = tuple(
+        dataclasses.replace(k, break_window=LUNCH, break_s=1800) if k.id in ("K1", "K3") else k
+        for k in problem.collectors
+    )
+    day = dataclasses.replace(
+        problem,
+        cases=tuple(cases.values()),
+        collectors=collectors,
+        crews=(Crew("W", ("K1", "K3")),),
+    )
+    network = load_network(None, mode=WALK)
+    matrices = {WALK: build_matrix(network, day.points())}
+    routes = tuple(time_route(day, matrices, k, ids) for k, ids in ROUTES.items())
+    unassigned = (
+        Unassigned("MAP-91", Reason.NO_CREW, "needs 2 collectors holding swedish"),
+        Unassigned("MAP-92", Reason.APPOINTMENT_IMPOSSIBLE, "07:00 is before every shift"),
+    )
+    plan = Plan(routes, unassigned)
+    itineraries = build_itineraries(day, plan, {WALK: network}, matrices)
+    out = tmp_path_factory.mktemp("crew")
+    written = write_maps(day, plan, itineraries, out)
+    return day, plan, itineraries, out, written
+
+
+def test_a_crew_route_is_drawn_once_in_its_first_members_colour(crew_scenario):
+    _, plan, itineraries, out, _ = crew_scenario
+    text = (out / "overview.html").read_text("utf-8")
+    assert [it.collector.id for it in itineraries] == ["K1", "K/2 ö", "K3"]
+    assert text.count("L.polyline(") == len(plan.routes) == 2
+    icons = [i for i in div_icons(text) if i.get("class") == "dispatch-stop"]
+    assert sorted(i["data-case"] for i in icons) == sorted(
+        c for r in plan.routes for c in r.case_ids
+    )
+    crew_icons = [i for i in icons if i["data-case"] in ROUTES["K1"]]
+    assert {i["data-collector"] for i in crew_icons} == {"K1"}
+    assert all(f"background:{colour_of(0)}" in i["style"] for i in crew_icons)
+    assert overlay_names(text)[0] == "Crew W: Aino (K1) + Cecilia (K3) (3)"
+    popup = next(p for p in popups(text) if "Stop 2: MAP-12" in p)
+    assert "<th>Crew</th><td>Crew W: Aino (K1) + Cecilia (K3)</td>" in popup
+    assert "<th>Crew</th><td>2-person visit</td>" in popup
+
+
+def test_the_legend_lists_the_crew_under_each_member_with_the_break(crew_scenario):
+    _, plan, _, out, _ = crew_scenario
+    text = (out / "overview.html").read_text("utf-8")
+    legend = re.search(r'<div class="dispatch-legend">(.*?)</div>', text, re.S).group(1)
+    rows = dict(re.findall(r'<tr data-collector="([^"]+)">(.*?)</tr>', legend, re.S))
+    crew = plan.route_of("K1")
+    rest = f"{crew.break_start_s // 3600:02d}:{crew.break_start_s % 3600 // 60:02d}"
+    for member, partner in (("K1", "K3"), ("K3", "K1")):
+        assert "3 visits" in rows[member]
+        assert f"crew W with {partner}" in rows[member]
+        assert f"break {rest}-" in rows[member]
+        assert f"background:{colour_of(0)}" in rows[member]
+    # Each visit counted once in the day's total.
+    assert re.search(r"<h2>[^<]*: 5 visits", legend)
+
+
+def test_the_break_is_marked_where_it_is_taken_with_a_popup(crew_scenario):
+    _, plan, itineraries, out, _ = crew_scenario
+    rest = itineraries[0].rest_break
+    route = plan.route_of("K1")
+    assert rest is not None and (rest.start_s, rest.end_s) == (
+        route.break_start_s,
+        route.break_end_s,
+    )
+    # MAP-13 opens at 13:00: the crew arrives early and takes the break at its door.
+    assert rest.place.value == "at_the_door"
+    text = (out / "overview.html").read_text("utf-8")
+    (icon,) = [i for i in div_icons(text) if i.get("class") == "dispatch-break"]
+    start, end = (f"{s // 3600:02d}:{s % 3600 // 60:02d}" for s in (rest.start_s, rest.end_s))
+    assert (icon["data-collector"], icon["data-start"], icon["data-end"]) == ("K1", start, end)
+    popup = next(p for p in popups(text) if f"Break: {start}-{end}" in p)
+    assert "<th>Where</th><td>at stop 3 (MAP-13), before the visit</td>" in popup
+    assert "<th>When</th><td>" + f"{start}-{end} (30 min)" in popup
+    lat, lon = rest.point[1], rest.point[0]
+    assert re.search(rf"L\.marker\(\s*\[{lat}, {lon}\]", text)
+
+
+def test_every_reason_has_a_meaning_and_the_legend_counts_them(crew_scenario):
+    from dispatch.maps import REASON_TEXT
+
+    assert set(REASON_TEXT) == set(Reason)
+    _, plan, _, out, _ = crew_scenario
+    text = (out / "overview.html").read_text("utf-8")
+    for item in plan.unassigned:
+        popup = next(p for p in popups(text) if f"Unassigned: {item.case_id}" in p)
+        assert f"<th>Reason</th><td>{item.reason.value}</td>" in popup
+        assert f"<th>Meaning</th><td>{html.escape(REASON_TEXT[item.reason])}</td>" in popup
+        row = re.search(rf'<tr data-reason="{item.reason.value}">(.*?)</tr>', text, re.S)
+        assert row is not None and '<td class="num">1</td>' in row.group(1)
+    popup = next(p for p in popups(text) if "Unassigned: MAP-92" in p)
+    assert "<th>Appointment</th><td>07:00 ± 10 min</td>" in popup
+
+
+def test_each_crew_member_gets_a_page_with_the_crews_stops_and_the_break(crew_scenario):
+    _, plan, itineraries, out, written = crew_scenario
+    pages_dir = out / "collectors"
+    assert {p.name for p in written if p.suffix == ".html"} == {
+        "overview.html",
+        "K1.html",
+        "K3.html",
+        page_filename("K/2 ö"),
+    }
+    for member, partner in (("K1", "Cecilia (K3)"), ("K3", "Aino (K1)")):
+        text = (pages_dir / f"{member}.html").read_text("utf-8")
+        checker = parse(text)
+        entries = [
+            a.get("data-case") or f"break {a['data-break']}"
+            for tag, a in checker.starts
+            if tag == "li" and ("data-stop" in a or "data-break" in a)
+        ]
+        rest = plan.route_of("K1")
+        start = f"{rest.break_start_s // 3600:02d}:{rest.break_start_s % 3600 // 60:02d}"
+        assert entries[:2] == ["MAP-11", "MAP-12"]
+        assert entries[2].startswith(f"break {start}-") and entries[3:] == ["MAP-13"]
+        assert f"Crew W: together with {partner}" in text
+        assert "Appointment 10:00 ± 10 min" in stop_item(text, "MAP-11")
+        assert '<li data-stop="2" data-case="MAP-12" data-crew-visit>' in text
+        assert "2-person visit: go with" in text
+        # The door break is not counted as waiting.
+        door = itineraries[0].stops[2]
+        assert door.break_s == 1800
+        assert f"wait {round(door.wait_s / 60)} min" in stop_item(text, "MAP-13")
+        assert "break 30 min here first" in stop_item(text, "MAP-13")
+        assert "MAP-21" not in text
+
+
+def test_the_route_sheet_has_a_row_for_the_break_and_the_appointment(crew_scenario):
+    _, _, _, out, _ = crew_scenario
+    rows = list(csv.DictReader((out / "collectors" / "K3.csv").read_text("utf-8").splitlines()))
+    assert [r["stop"] for r in rows] == ["1", "2", "break", "3"]
+    assert rows[0]["appointment"] == "10:00 ± 10 min"
+    assert [r["min_crew"] for r in rows] == ["", "2", "", ""]
+    assert rows[2]["service_min"] == "30"

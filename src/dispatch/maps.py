@@ -19,7 +19,13 @@ from typing import cast
 import folium
 
 from dispatch.compliance import Exclusion, Exposure, ExposureProfile, redact_for_collector
-from dispatch.itinerary import Itinerary, ItineraryStop, navigation_links
+from dispatch.itinerary import (
+    BreakPlace,
+    Itinerary,
+    ItineraryBreak,
+    ItineraryStop,
+    navigation_links,
+)
 from dispatch.model import (
     ALL_DAY,
     Case,
@@ -27,8 +33,10 @@ from dispatch.model import (
     Location,
     Plan,
     Problem,
+    Reason,
     TimeWindow,
     TravelMode,
+    Unassigned,
     format_clock,
 )
 
@@ -58,6 +66,20 @@ ASSET_SCRIPTS: tuple[tuple[str, str], ...] = (
 )
 ASSET_STYLES: tuple[tuple[str, str], ...] = (("leaflet_css", "leaflet/leaflet.css"),)
 
+# What each reason means, for the dispatcher reading an unassigned case's popup.
+REASON_TEXT: dict[Reason, str] = {
+    Reason.OFF_NETWORK: "the address is too far from any usable road",
+    Reason.NO_QUALIFIED_COLLECTOR: "no collector on duty holds the skills it needs",
+    Reason.NO_CREW: "it needs a crew, and no crew that large holds its skills",
+    Reason.UNREACHABLE: "no qualified collector can reach it and get back",
+    Reason.NO_FEASIBLE_TIME: "no qualified collector can come inside its windows and shift",
+    Reason.APPOINTMENT_IMPOSSIBLE: "nobody qualified can start within the appointment's tolerance",
+    Reason.CAPACITY_EXHAUSTED: "it fits alone, but every route that could take it was full",
+    Reason.NOT_WORTH_TRAVEL: "the extra travel would cost more than the visit is worth",
+    Reason.POLICY_EXCLUDED: "the compliance policy forbids a visit today",
+    Reason.NOT_FOR_FIELD: "triage keeps it with calls and messages today",
+}
+BREAK_SYMBOL = "\u2016"
 _MODE_WORDS = {TravelMode.WALK: "walking", TravelMode.BIKE: "cycling", TravelMode.DRIVE: "driving"}
 _APP_NAMES = {"google": "Google Maps", "apple": "Apple Maps", "osm": "OpenStreetMap"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
@@ -71,6 +93,12 @@ _MARKER_CSS = """
 }
 .dispatch-stop { border-radius: 50%; }
 .dispatch-end { border-radius: 4px; }
+.dispatch-break {
+  display: flex; align-items: center; justify-content: center;
+  width: 22px; height: 22px; box-sizing: border-box; border-radius: 4px;
+  border: 2px solid; background: #fff; box-shadow: 0 0 3px rgba(0, 0, 0, 0.6);
+  font: bold 14px/1 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+}
 .dispatch-excluded {
   display: flex; align-items: center; justify-content: center;
   width: 34px; height: 34px; box-sizing: border-box; border-radius: 5px;
@@ -127,6 +155,10 @@ body {
   color: #0b4f9c; text-decoration: none; font-size: 0.9rem;
 }
 .dispatch-stops li.end { background: transparent; box-shadow: none; color: #444; }
+.dispatch-stops li.break { background: #fff8e1; color: #4e3b00; }
+.dispatch-stops li.break .dispatch-break { flex: 0 0 auto; width: 32px; height: 32px; }
+.dispatch-stops .appointment { font-weight: 600; }
+.dispatch-stops .crew-visit { color: #8a1c1c; font-weight: 600; font-size: 0.95rem; }
 @media (min-width: 900px) {
   body { flex-direction: row; flex-wrap: wrap; height: 100%; }
   .dispatch-header { flex: 0 0 100%; box-sizing: border-box; }
@@ -141,10 +173,12 @@ _PAGE_SCRIPT = """
 window.addEventListener("load", function () {
   var map = window[%(map)s];
   var markers = %(markers)s;
-  document.querySelectorAll(".dispatch-stops [data-stop]").forEach(function (item) {
+  document.querySelectorAll(".dispatch-stops [data-stop], .dispatch-stops [data-break]")
+    .forEach(function (item) {
     item.addEventListener("click", function (event) {
       if (event.target.closest("a")) { return; }
-      var marker = window[markers[item.getAttribute("data-stop")]];
+      var key = item.hasAttribute("data-stop") ? item.getAttribute("data-stop") : "break";
+      var marker = window[markers[key]];
       if (!map || !marker) { return; }
       map.setView(marker.getLatLng(), Math.max(map.getZoom(), 17));
       marker.openPopup();
@@ -187,13 +221,17 @@ def render_overview(
 ) -> Path:
     """Draw every route, stop, unassigned and excluded case on one map for the dispatcher.
 
-    Each collector gets a colour and a layer (road line, numbered stops,
-    start and end); unassigned cases are grey in a layer of their own, their
-    popups giving the reason, and cases the compliance policy excluded are
-    dark-framed in an "Excluded by policy" layer, their popups giving the
-    rule. A legend lists collectors with visits and travel time. Popups show
-    the debtor's name, amount and value (the dispatcher's view); never the
-    national id.
+    Each route gets a colour (its collector's, for a crew its first
+    member's) and a layer (road line, numbered stops, start and end, and the
+    break where it is taken); a crew's route is drawn once and named after
+    the crew and its members. Unassigned cases are grey in a layer of their
+    own, their popups giving the reason and what it means, and cases the
+    compliance policy excluded are dark-framed in an "Excluded by policy"
+    layer, their popups giving the rule. A legend lists every collector with
+    the visits and travel of the route they work on (each crew member lists
+    the crew's), their crew and break, and the unassigned cases by reason.
+    Popups show the debtor's name, amount and value (the dispatcher's view);
+    never the national id.
 
     Parameters
     ----------
@@ -232,8 +270,9 @@ def render_overview(
     positions = {k.id: i for i, k in enumerate(problem.collectors)}
     fmap = _new_map(f"Dispatch plan {problem.date.isoformat()}", path, assets_dir)
     bounds: list[tuple[float, float]] = []
-    for itinerary in itineraries:
-        colour = colour_of(positions[itinerary.collector.id])
+    drawn = _routes_once(itineraries)
+    for itinerary in drawn:
+        colour = colour_of(positions[itinerary.route.collector_id])
         layer = folium.FeatureGroup(name=_layer_name(itinerary), show=True)
         _draw_itinerary(layer, itinerary, colour, exposure=None)
         layer.add_to(fmap)
@@ -245,17 +284,7 @@ def render_overview(
         layer = folium.FeatureGroup(name=f"Unassigned ({len(unassigned)})", show=True)
         for item in unassigned:
             case = problem.case(item.case_id)
-            popup = _table(
-                f"Unassigned: {case.id}",
-                [
-                    ("Case", case.id),
-                    *_debtor_rows(case),
-                    ("Window", _windows(case.windows)),
-                    ("Reason", item.reason.value),
-                    ("Detail", item.detail or "-"),
-                    *_debt_rows(case),
-                ],
-            )
+            popup = _table(f"Unassigned: {case.id}", _unassigned_rows(case, item))
             folium.CircleMarker(
                 (case.location.lat, case.location.lon),
                 radius=7,
@@ -275,8 +304,8 @@ def render_overview(
             _draw_excluded(layer, exclusion, case)
             bounds.append((case.location.lat, case.location.lon))
         layer.add_to(fmap)
-    # A long list of collectors would cover the map; it folds away past a dozen.
-    folium.LayerControl(collapsed=len(itineraries) > 12).add_to(fmap)
+    # A long list of routes would cover the map; it folds away past a dozen.
+    folium.LayerControl(collapsed=len(drawn) > 12).add_to(fmap)
     root = _figure(fmap)
     root.header.add_child(folium.Element(f"<style>{_MARKER_CSS}{_LEGEND_CSS}</style>"))
     legend = _legend(
@@ -285,7 +314,7 @@ def render_overview(
         itineraries,
         page_links or {},
         excluded=len(shut_out),
-        unassigned=len(unassigned),
+        unassigned=unassigned,
     )
     root.html.add_child(folium.Element(legend))
     _fit(fmap, bounds or [(k.start.lat, k.start.lon) for k in problem.collectors])
@@ -302,11 +331,16 @@ def render_collector_page(
 ) -> Path:
     """Write a collector's phone page: their route on a map and the ordered list of stops.
 
-    Each stop gives case id, window, ETA, service minutes, required skills
-    and navigation links, and of the debtor's data only what the
-    data-exposure profile lets a collector see (name, address, phone,
-    amount owed, days past due; see ``redact_for_collector``). It never shows
-    the national id, the case's value or other collectors.
+    Each stop gives case id, window, ETA, the wait at the door (a break taken
+    there not counted), service minutes, required skills, the appointment
+    (time ± tolerance) and whether it is a two-person visit, navigation
+    links, and of the debtor's data only what the data-exposure profile
+    lets a collector see (name, address, phone, amount owed, days past due;
+    see ``redact_for_collector``). The break is an item of the list, between
+    the stops where it falls, and a marker on the map where it is taken. A
+    crew member's page shows the crew's route and names the partners. It
+    never shows the national id, the case's value or collectors of other
+    routes.
 
     Parameters
     ----------
@@ -331,7 +365,7 @@ def render_collector_page(
     path = Path(path)
     profile = ExposureProfile() if exposure is None else exposure
     collector = itinerary.collector
-    colour = colour_of(problem.collector_position(collector.id))
+    colour = colour_of(problem.collector_position(itinerary.route.collector_id))
     title = f"{collector.name or collector.id}: {problem.date.isoformat()}"
     fmap = _new_map(title, path, assets_dir)
     markers = _draw_itinerary(fmap, itinerary, colour, exposure=profile)
@@ -356,6 +390,9 @@ def write_maps(
     excluded_cases: Iterable[Case] = (),
 ) -> list[Path]:
     """Write ``overview.html``, ``collectors/<collector>.html`` and ``assets/`` into a folder.
+
+    Every collector with an itinerary gets a page and a route sheet: each
+    member of a crew gets their own, showing the crew's route.
 
     The pages link Leaflet and jQuery from ``assets/`` by relative paths, so
     the folder works offline (but for the map tiles), served as it is or
@@ -430,6 +467,8 @@ ROUTE_SHEET_COLUMNS = (
     "phone",
     "amount",
     "days_past_due",
+    "appointment",
+    "min_crew",
 )
 
 
@@ -438,6 +477,8 @@ def write_route_sheet(
 ) -> Path:
     """Write a collector's printable route sheet (CSV), redacted like their page.
 
+    A row per stop, and a row for the break where it falls (``stop`` reads
+    ``break``; ``eta`` and ``start`` give its start, ``window`` its span).
     Columns the data-exposure profile hides stay empty; the national id and
     the case's value are never written.
     """
@@ -445,7 +486,14 @@ def write_route_sheet(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(ROUTE_SHEET_COLUMNS)
-    for item in itinerary.stops:
+    for entry in itinerary.timeline():
+        if isinstance(entry, ItineraryBreak):
+            begins = format_clock(entry.start_s)
+            span = f"{begins}-{format_clock(entry.end_s)}"
+            row = ("break", begins, begins, span, "", entry.duration_s // 60)
+            writer.writerow(row + ("",) * (len(ROUTE_SHEET_COLUMNS) - len(row)))
+            continue
+        item = entry
         fields = _collector_fields(item.case, profile)
         amount = fields.get("amount_cents")
         writer.writerow(
@@ -461,6 +509,8 @@ def write_route_sheet(
                 fields.get("phone", ""),
                 "" if amount is None else f"{cast(int, amount) / 100:.2f}",
                 fields.get("days_past_due", ""),
+                _appointment(item.case) or "",
+                item.case.min_crew if item.needs_crew else "",
             )
         )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -541,18 +591,19 @@ def _draw_itinerary(
     *,
     exposure: ExposureProfile | None,
 ) -> dict[str, str]:
-    """Add the road line, numbered stops and start/end marks; return marker names by number.
+    """Add the road line, numbered stops, start/end marks and the break; return marker names.
 
-    ``exposure`` is the collector's profile on their own page, None on the overview.
+    Stops are keyed by number, the break by ``"break"``. ``exposure`` is the
+    collector's profile on their own page, None on the overview.
     """
-    collector = itinerary.collector
+    route_id = itinerary.route.collector_id
     folium.PolyLine(
         [(lat, lon) for lon, lat in itinerary.coords],
         color=colour,
         weight=5,
         opacity=0.8,
         tooltip=_escape(
-            f"{_collector_label(collector)}: {itinerary.visits} visits, "
+            f"{_route_label(itinerary)}: {itinerary.visits} visits, "
             f"{_duration(itinerary.travel_time_s)} travel"
         ),
     ).add_to(parent)
@@ -562,17 +613,77 @@ def _draw_itinerary(
         case = item.case
         marker = folium.Marker(
             (case.location.lat, case.location.lon),
-            icon=_number_icon(item.number, colour, case.id, collector.id),
-            popup=folium.Popup(_stop_popup(item, collector, exposure=exposure), max_width=320),
+            icon=_number_icon(item.number, colour, case.id, route_id),
+            popup=folium.Popup(_stop_popup(item, itinerary, exposure=exposure), max_width=320),
             tooltip=_escape(f"{item.number}. {case.id} ETA {format_clock(item.stop.arrival_s)}"),
         )
         marker.add_to(parent)
         markers[str(item.number)] = marker.get_name()
+    if itinerary.rest_break is not None:
+        markers["break"] = _draw_break(parent, itinerary, itinerary.rest_break, colour)
     return markers
 
 
+def _draw_break(
+    parent: folium.Map | folium.FeatureGroup,
+    itinerary: Itinerary,
+    rest: ItineraryBreak,
+    colour: str,
+) -> str:
+    """Mark where the break is taken, with a popup saying when and where; return its name."""
+    lon, lat = rest.point
+    span = f"{format_clock(rest.start_s)}-{format_clock(rest.end_s)}"
+    route_id = _escape(itinerary.route.collector_id)
+    marker = folium.Marker(
+        (lat, lon),
+        icon=folium.DivIcon(
+            html=(
+                f'<div class="dispatch-break" data-collector="{route_id}"'
+                f' data-start="{format_clock(rest.start_s)}" data-end="{format_clock(rest.end_s)}"'
+                f' data-place="{rest.place.value}" style="border-color:{colour};color:{colour}">'
+                f"{BREAK_SYMBOL}</div>"
+            ),
+            icon_size=(22, 22),
+            icon_anchor=(11, 11),
+        ),
+        popup=folium.Popup(
+            _table(
+                f"Break: {span}",
+                [
+                    ("Who", _route_label(itinerary)),
+                    ("When", f"{span} ({_minutes(rest.duration_s)})"),
+                    ("Where", _break_place(itinerary, rest)),
+                ],
+            ),
+            max_width=300,
+        ),
+        tooltip=_escape(f"Break {span}: {_route_label(itinerary)}"),
+        # Under the stops: a break at a door keeps that stop's number clickable.
+        z_index_offset=-50,
+    )
+    marker.add_to(parent)
+    return marker.get_name()
+
+
+def _break_place(itinerary: Itinerary, rest: ItineraryBreak) -> str:
+    """Where the break falls among the stops, in words."""
+    following = itinerary.stops[rest.after] if rest.after < itinerary.visits else None
+    if rest.place is BreakPlace.START:
+        return "before leaving the start"
+    if rest.place is BreakPlace.END:
+        return "after reaching the end point"
+    if following is None:
+        return "on the way to the end point"
+    where = f"stop {following.number} ({following.case.id})"
+    if rest.place is BreakPlace.AT_THE_DOOR:
+        return f"at {where}, before the visit"
+    return f"on the way to {where}"
+
+
 def _draw_ends(parent: folium.Map | folium.FeatureGroup, itinerary: Itinerary, colour: str) -> None:
-    collector = itinerary.collector
+    # A crew starts and ends at its first member's points.
+    collector = itinerary.members[0] if itinerary.members else itinerary.collector
+    route_id = itinerary.route.collector_id
     start = ("Start", format_clock(itinerary.start_s))
     end = ("End", format_clock(itinerary.finish_s))
     if collector.start == collector.end:
@@ -584,15 +695,15 @@ def _draw_ends(parent: folium.Map | folium.FeatureGroup, itinerary: Itinerary, c
             (location.lat, location.lon),
             icon=folium.DivIcon(
                 html=(
-                    f'<div class="dispatch-end" data-collector="{_escape(collector.id)}" '
+                    f'<div class="dispatch-end" data-collector="{_escape(route_id)}" '
                     f'style="{_fill(colour)}">{label}</div>'
                 ),
                 icon_size=(26, 26),
                 icon_anchor=(13, 13),
             ),
-            popup=folium.Popup(_table(_collector_label(collector), rows), max_width=280),
+            popup=folium.Popup(_table(_route_label(itinerary), rows), max_width=280),
             tooltip=_escape(
-                f"{_collector_label(collector)}: " + ", ".join(f"{k} {v}" for k, v in rows)
+                f"{_route_label(itinerary)}: " + ", ".join(f"{k} {v}" for k, v in rows)
             ),
             # Stops drawn at the start point stay clickable above it.
             z_index_offset=-100,
@@ -641,31 +752,62 @@ def _number_icon(number: int, colour: str, case_id: str, collector_id: str) -> f
 
 
 def _stop_popup(
-    item: ItineraryStop, collector: Collector, *, exposure: ExposureProfile | None
+    item: ItineraryStop, itinerary: Itinerary, *, exposure: ExposureProfile | None
 ) -> str:
     case, stop = item.case, item.stop
     if exposure is None:
         personal, debt = _debtor_rows(case), _debt_rows(case)
     else:
         personal, debt = _collector_rows(_collector_fields(case, exposure))
-    rows = [
-        ("Case", case.id),
-        *personal,
-        ("Window", _windows(case.windows)),
-        ("ETA", format_clock(stop.arrival_s)),
-        ("Wait", _minutes(stop.wait_s)),
+    rows = [("Case", case.id), *personal, ("Window", _windows(case.windows))]
+    appointment = _appointment(case)
+    if appointment:
+        rows.append(("Appointment", appointment))
+    rows += [("ETA", format_clock(stop.arrival_s)), ("Wait", _minutes(item.wait_s))]
+    if item.break_s and itinerary.rest_break is not None:
+        rest = itinerary.rest_break
+        rows.append(("Break", f"{format_clock(rest.start_s)}-{format_clock(rest.end_s)} here"))
+    rows += [
         ("Visit", f"{format_clock(stop.start_s)}-{format_clock(stop.end_s)}"),
         ("Service", _minutes(case.service_s)),
     ]
+    if item.needs_crew:
+        rows.append(("Crew", f"{case.min_crew}-person visit"))
     if case.skills:
         rows.append(("Skills", ", ".join(sorted(case.skills))))
     rows.extend(debt)
     if exposure is None:
-        rows.append(("Collector", _collector_label(collector)))
+        rows.append(("Collector" if not itinerary.members else "Crew", _route_label(itinerary)))
     body = _table(f"Stop {item.number}: {case.id}", rows)
     if exposure is not None:
-        body += _nav_links(case.location, collector)
+        body += _nav_links(case.location, itinerary.collector)
     return body
+
+
+def _unassigned_rows(case: Case, item: Unassigned) -> list[tuple[str, str]]:
+    """What the dispatcher needs to judge an unassigned case: the case, the reason, the debt."""
+    rows = [("Case", case.id), *_debtor_rows(case), ("Window", _windows(case.windows))]
+    appointment = _appointment(case)
+    if appointment:
+        rows.append(("Appointment", appointment))
+    if case.min_crew > 1:
+        rows.append(("Crew", f"{case.min_crew}-person visit"))
+    if case.skills:
+        rows.append(("Skills", ", ".join(sorted(case.skills))))
+    rows += [
+        ("Reason", item.reason.value),
+        ("Meaning", REASON_TEXT.get(item.reason, "-")),
+        ("Detail", item.detail or "-"),
+        *_debt_rows(case),
+    ]
+    return rows
+
+
+def _appointment(case: Case) -> str:
+    """``14:00 ± 10 min``, or empty when the case has no appointment."""
+    if case.appointment_s is None:
+        return ""
+    return f"{format_clock(case.appointment_s)} ± {_minutes(case.appointment_tolerance_s)}"
 
 
 def _debtor_rows(case: Case) -> list[tuple[str, str]]:
@@ -731,41 +873,70 @@ def _legend(
     page_links: Mapping[str, str],
     *,
     excluded: int,
-    unassigned: int,
+    unassigned: Sequence[Unassigned],
 ) -> str:
     by_collector = {it.collector.id: it for it in itineraries}
     rows = []
-    for position, collector in enumerate(problem.collectors):
+    for collector in problem.collectors:
         itinerary = by_collector.get(collector.id)
         label = _escape(_collector_label(collector))
         if collector.id in page_links:
             label = f'<a href="{_escape(page_links[collector.id])}">{label}</a>'
+        # A crew member's row shows the crew's route, in its colour.
+        route_id = itinerary.route.collector_id if itinerary else collector.id
+        colour = colour_of(problem.collector_position(route_id))
         visits = itinerary.visits if itinerary else 0
         travel = _duration(itinerary.travel_time_s) if itinerary else "-"
+        notes = _legend_notes(itinerary) if itinerary else ""
         rows.append(
             f'<tr data-collector="{_escape(collector.id)}">'
-            f'<td><span class="dispatch-swatch" style="background:{colour_of(position)}">'
+            f'<td><span class="dispatch-swatch" style="background:{colour}">'
             f"</span></td><td>{label}</td>"
-            f'<td class="num">{visits} visits</td><td class="num">{travel}</td></tr>'
+            f'<td class="num">{visits} visits</td><td class="num">{travel}</td>'
+            f"<td>{_escape(notes)}</td></tr>"
         )
     if unassigned:
         rows.append(
             f'<tr data-layer="unassigned"><td><span class="dispatch-swatch" '
             f'style="background:{UNASSIGNED_COLOUR}"></span></td><td>Unassigned</td>'
-            f'<td class="num">{unassigned} cases</td><td></td></tr>'
+            f'<td class="num">{len(unassigned)} cases</td><td></td><td></td></tr>'
         )
+        counts: dict[Reason, int] = {}
+        for item in unassigned:
+            counts[item.reason] = counts.get(item.reason, 0) + 1
+        for reason in Reason:
+            if reason in counts:
+                rows.append(
+                    f'<tr data-reason="{reason.value}"><td></td><td>{reason.value}</td>'
+                    f'<td class="num">{counts[reason]}</td><td></td>'
+                    f"<td>{_escape(REASON_TEXT.get(reason, ''))}</td></tr>"
+                )
     if excluded:
         rows.append(
             f'<tr data-layer="excluded"><td><span class="dispatch-swatch" '
             f'style="background:{EXCLUDED_COLOUR}"></span></td><td>Excluded by policy</td>'
-            f'<td class="num">{excluded} cases</td><td></td></tr>'
+            f'<td class="num">{excluded} cases</td><td></td><td></td></tr>'
         )
-    visits = sum(it.visits for it in itineraries)
-    travel = _duration(sum(it.travel_time_s for it in itineraries))
+    routes = _routes_once(itineraries)
+    visits = sum(it.visits for it in routes)
+    travel = _duration(sum(it.travel_time_s for it in routes))
     return (
         f'<div class="dispatch-legend"><h2>{_escape(problem.date.isoformat())}: '
         f"{visits} visits, {travel} travel</h2><table>{''.join(rows)}</table></div>"
     )
+
+
+def _legend_notes(itinerary: Itinerary) -> str:
+    """Crew and break of a collector's route, for the legend."""
+    notes = []
+    if itinerary.members:
+        crew = f"crew {itinerary.crew_id}" if itinerary.crew_id else "crew"
+        partners = ", ".join(k.id for k in itinerary.partners)
+        notes.append(f"{crew} with {partners}")
+    if itinerary.rest_break is not None:
+        rest = itinerary.rest_break
+        notes.append(f"break {format_clock(rest.start_s)}-{format_clock(rest.end_s)}")
+    return " · ".join(notes)
 
 
 def _page_header(problem: Problem, itinerary: Itinerary) -> str:
@@ -773,16 +944,24 @@ def _page_header(problem: Problem, itinerary: Itinerary) -> str:
     parts = [
         problem.date.strftime("%a %d %b %Y"),
         f"{itinerary.visits} visits",
-        f"{_duration(itinerary.travel_time_s)} {_MODE_WORDS[collector.mode]}",
+        f"{_duration(itinerary.travel_time_s)} {_MODE_WORDS[itinerary.mode]}",
         f"{itinerary.distance_m / 1000:.1f} km",
         f"{format_clock(itinerary.start_s)}-{format_clock(itinerary.finish_s)} "
         f"({problem.timezone})",
     ]
+    if itinerary.rest_break is not None:
+        rest = itinerary.rest_break
+        parts.append(f"break {format_clock(rest.start_s)}-{format_clock(rest.end_s)}")
+    crew = ""
+    if itinerary.members:
+        partners = ", ".join(_collector_label(k) for k in itinerary.partners)
+        named = f"Crew {itinerary.crew_id}" if itinerary.crew_id else "Crew"
+        crew = f'<p class="crew">{_escape(named)}: together with {_escape(partners)}</p>'
     # Each part wraps as a whole on a narrow screen, never between a number and its unit.
     summary = " · ".join(f"<span>{_escape(part)}</span>" for part in parts)
     return (
         f'<header class="dispatch-header"><h1>{_escape(_collector_label(collector))}</h1>'
-        f"<p>{summary}</p></header>"
+        f"<p>{summary}</p>{crew}</header>"
     )
 
 
@@ -792,15 +971,37 @@ def _stop_list(itinerary: Itinerary, colour: str, exposure: ExposureProfile) -> 
         f'<li class="end"><div>Leave the start at <b>{format_clock(itinerary.start_s)}</b>'
         "</div></li>"
     ]
-    for item in itinerary.stops:
+    for entry in itinerary.timeline():
+        if isinstance(entry, ItineraryBreak):
+            items.append(_break_item(itinerary, entry, colour))
+            continue
+        item = entry
         case, stop = item.case, item.stop
-        wait = f" · wait {_minutes(stop.wait_s)}" if stop.wait_s > 0 else ""
+        timing = []
+        if stop.start_s != stop.arrival_s:
+            timing.append(f"visit {format_clock(stop.start_s)}")
+        if item.wait_s > 0:
+            timing.append(f"wait {_minutes(item.wait_s)}")
+        if item.break_s > 0:
+            timing.append(f"break {_minutes(item.break_s)} here first")
+        timing.append(f"window {_windows(case.windows)}")
         skills = f" · skills: {', '.join(sorted(case.skills))}" if case.skills else ""
+        appointment = _appointment(case)
+        marks = ""
+        if appointment:
+            marks += f'<div class="appointment">Appointment {_escape(appointment)}</div>'
+        if item.needs_crew:
+            together = ", ".join(k.name or k.id for k in itinerary.partners)
+            with_whom = f": go with {together}" if together else ""
+            marks += (
+                f'<div class="crew-visit">{case.min_crew}-person visit{_escape(with_whom)}</div>'
+            )
         items.append(
-            f'<li data-stop="{item.number}" data-case="{_escape(case.id)}">'
+            f'<li data-stop="{item.number}" data-case="{_escape(case.id)}"'
+            f"{' data-crew-visit' if item.needs_crew else ''}>"
             f'<div class="dispatch-stop" style="{_fill(colour)}">{item.number}</div><div>'
             f'<div><span class="eta">ETA {format_clock(stop.arrival_s)}</span>'
-            f"{_escape(wait)} · window {_escape(_windows(case.windows))}</div>"
+            f" · {_escape(' · '.join(timing))}</div>{marks}"
             f"{_stop_details(_collector_fields(case, exposure), exposure)}"
             f'<div class="meta">Case {_escape(case.id)} · {_minutes(case.service_s)} at the door'
             f"{_escape(skills)}</div>"
@@ -811,6 +1012,17 @@ def _stop_list(itinerary: Itinerary, colour: str, exposure: ExposureProfile) -> 
         "</div></li>"
     )
     return f'<ol class="dispatch-stops">{"".join(items)}</ol>'
+
+
+def _break_item(itinerary: Itinerary, rest: ItineraryBreak, colour: str) -> str:
+    """The break as an item of the stop list."""
+    span = f"{format_clock(rest.start_s)}-{format_clock(rest.end_s)}"
+    return (
+        f'<li class="break" data-break="{span}" data-place="{rest.place.value}">'
+        f'<div class="dispatch-break" style="border-color:{colour};color:{colour}">'
+        f"{BREAK_SYMBOL}</div><div><div><b>Break {span}</b> ({_minutes(rest.duration_s)})"
+        f"</div><div>{_escape(_break_place(itinerary, rest))}</div></div></li>"
+    )
 
 
 def _stop_details(fields: Mapping[str, object], exposure: ExposureProfile) -> str:
@@ -873,7 +1085,23 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _layer_name(itinerary: Itinerary) -> str:
-    return _escape(f"{_collector_label(itinerary.collector)} ({itinerary.visits})")
+    return _escape(f"{_route_label(itinerary)} ({itinerary.visits})")
+
+
+def _routes_once(itineraries: Sequence[Itinerary]) -> list[Itinerary]:
+    """One itinerary per route: a crew's members share theirs."""
+    seen: dict[str, Itinerary] = {}
+    for itinerary in itineraries:
+        seen.setdefault(itinerary.route.collector_id, itinerary)
+    return list(seen.values())
+
+
+def _route_label(itinerary: Itinerary) -> str:
+    """Who works a route: the collector, or the crew and its members."""
+    if not itinerary.members:
+        return _collector_label(itinerary.collector)
+    members = " + ".join(_collector_label(k) for k in itinerary.members)
+    return f"Crew {itinerary.crew_id}: {members}" if itinerary.crew_id else f"Crew: {members}"
 
 
 def _collector_label(collector: Collector) -> str:
