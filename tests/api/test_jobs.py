@@ -137,6 +137,7 @@ def test_jobs_are_listed_newest_first_and_filtered_by_status(client):
     assert [j["id"] for j in everything["items"]] == [second["id"], first["id"]]
     assert [j["id"] for j in queued["items"]] == [second["id"]]
     assert client.get(f"/v1/jobs/{'0' * 32}", headers=ADMIN).status_code == 404
+    assert client.post(f"/v1/jobs/{'0' * 32}/cancel", headers=ADMIN).status_code == 404
 
 
 def test_a_service_started_on_an_empty_database_migrates_it(tmp_path, cache_dir):

@@ -164,7 +164,14 @@ def test_a_dispatcher_lists_and_reads_itineraries(planned):
     stop = itinerary["stops"][0]
     assert stop["navigation"]["google"].startswith("https://www.google.com/maps/dir/")
     assert len(stop["leg"]["coords"]) >= 2
-    assert client.get(f"/v1/plans/{plan_id}/itineraries/K-99", headers=ADMIN).status_code == 404
+    missing = f"/v1/plans/{'0' * 32}"
+    for path in (f"{missing}/itineraries", f"{missing}/map", f"{missing}/audit"):
+        assert client.get(path, headers=ADMIN).status_code == 404
+    for path in (f"/v1/plans/{plan_id}/itineraries/K-99", f"{missing}/itineraries/K-01"):
+        assert client.get(path, headers=ADMIN).status_code == 404
+        assert client.get(f"{path}/page", headers=ADMIN).status_code == 404
+        outcome = {"case_id": "C-001", "outcome": "paid"}
+        assert client.post(f"{path}/outcomes", json=outcome, headers=ADMIN).status_code == 404
 
 
 def test_a_link_opens_its_collectors_itinerary_and_page_redacted_by_the_policy(planned):

@@ -50,6 +50,9 @@ def test_a_job_is_planned_and_its_plan_stored(client, cache_dir):
         c["id"] for c in sample_cases(12)
     }
     assert plan["timezone"] == "Europe/Helsinki"
+    no_audit = client.get(f"/v1/plans/{job.plan_id}/audit", headers=ADMIN)
+    assert no_audit.status_code == 404
+    assert no_audit.json()["error"]["code"] == "no_audit"
 
 
 def test_a_cancel_request_stops_the_job_before_its_next_stage(client, cache_dir):
