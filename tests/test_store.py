@@ -7,6 +7,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,18 +26,20 @@ CASES = io.read_cases(SAMPLE / "cases.csv").items
 COLLECTORS = io.read_collectors(SAMPLE / "collectors.csv").items
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a new SQLite file, or a new schema on the PostgreSQL test server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
+def _postgres_base() -> str:
     base = os.environ.get("DISPATCH_TEST_DATABASE_URL", "")
     if not base:
         message = "POSTGRESQL TESTS NOT RUN: set DISPATCH_TEST_DATABASE_URL (see .ci/run)"
         if os.environ.get("DISPATCH_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"{message} (DISPATCH_REQUIRE_POSTGRES=1)", pytrace=False)
         pytest.skip(message)
+    return base
+
+
+@contextmanager
+def _postgres_schema() -> Iterator[str]:
+    """A URL whose connections work in a new schema of the PostgreSQL test server."""
+    base = _postgres_base()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(base)
     with admin.begin() as connection:
@@ -50,11 +53,38 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def store(empty_url: str) -> Iterator[Store]:
-    """A store on a migrated empty database."""
-    store = Store(empty_url)
-    store.migrate()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a new SQLite file, or a new schema on the PostgreSQL test server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    with _postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def postgres_migrated() -> Iterator[str]:
+    """One migrated PostgreSQL schema for the module; each test empties it first."""
+    with _postgres_schema() as url:
+        store = Store(url)
+        store.migrate()
+        store.close()
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on a migrated, empty database."""
+    if request.param == "sqlite":
+        store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+        store.migrate()
+    else:
+        store = Store(request.getfixturevalue("postgres_migrated"))
+        with store.engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+            connection.execute(text("INSERT INTO store_state (id, data_version) VALUES (1, 0)"))
     yield store
     store.close()
 

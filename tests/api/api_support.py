@@ -138,6 +138,9 @@ def case_row(case: Case) -> dict[str, Any]:
         "debtor_name": case.debtor_name,
         "phone": case.phone,
         "national_id": case.national_id,
+        "min_crew": case.min_crew,
+        "appointment_s": case.appointment_s,
+        "appointment_tolerance_s": case.appointment_tolerance_s,
     }
 
 
@@ -155,6 +158,8 @@ def collector_row(collector: Collector) -> dict[str, Any]:
         "skills": sorted(collector.skills),
         "max_visits": collector.max_visits,
         "mode": collector.mode.value,
+        "break_window": None if collector.break_window is None else str(collector.break_window),
+        "break_s": collector.break_s,
     }
 
 

@@ -39,7 +39,9 @@ def test_a_restarted_service_reads_back_everything_it_accepted(database_url, cac
     with running_service(settings) as client:
         headers = new_key(client, "plans:read", "plans:write", "cases:write")
         client.post("/v1/cases", json={"cases": sample_cases(10)}, headers=headers)
-        client.post("/v1/collectors", json={"collectors": sample_collectors(2)}, headers=headers)
+        # Without breaks, so that the two can form a crew whatever the sample's lunch hours.
+        collectors = [k | {"break_window": None, "break_s": 0} for k in sample_collectors(2)]
+        client.post("/v1/collectors", json={"collectors": collectors}, headers=headers)
         client.post(
             "/v1/crews",
             json={"crews": [{"id": "W-1", "member_ids": ["K-01", "K-02"]}]},
