@@ -688,7 +688,7 @@ class VisitDetailsOut(BaseModel):
 
 
 class ItineraryStopOut(BaseModel):
-    """A stop as the collector sees it."""
+    """A stop as the collector sees it (``break_s``: the break taken at this door, if any)."""
 
     number: int
     case_id: str
@@ -696,6 +696,7 @@ class ItineraryStopOut(BaseModel):
     start: dt.datetime
     end: dt.datetime
     wait_s: int
+    break_s: int
     service_s: int
     windows: list[str]
     required_skills: list[str]
@@ -715,9 +716,12 @@ class ItineraryOut(BaseModel):
     collector_id: str
     collector_name: str
     mode: TravelMode
+    crew_id: str | None
     member_ids: list[str]
     start: dt.datetime
     finish: dt.datetime
+    break_start: dt.datetime | None
+    break_end: dt.datetime | None
     travel_time_s: int
     distance_m: int
     stops: list[ItineraryStopOut]
@@ -918,7 +922,8 @@ def itinerary_out(stored: StoredItinerary) -> ItineraryOut:
                 eta=problem.to_datetime(stop.arrival_s),
                 start=problem.to_datetime(stop.start_s),
                 end=problem.to_datetime(stop.end_s),
-                wait_s=stop.wait_s,
+                wait_s=item.wait_s,
+                break_s=item.break_s,
                 service_s=case.service_s,
                 windows=_window_texts(case.windows),
                 required_skills=sorted(case.skills),
@@ -931,7 +936,7 @@ def itinerary_out(stored: StoredItinerary) -> ItineraryOut:
                 leg=_leg_out(item.leg),
             )
         )
-    collector = itinerary.collector
+    collector, rest = itinerary.collector, itinerary.rest_break
     return ItineraryOut(
         plan_id=stored.plan_id,
         date=problem.date,
@@ -939,9 +944,12 @@ def itinerary_out(stored: StoredItinerary) -> ItineraryOut:
         collector_id=collector.id,
         collector_name=collector.name,
         mode=collector.mode,
+        crew_id=itinerary.crew_id,
         member_ids=list(itinerary.route.members),
         start=problem.to_datetime(itinerary.start_s),
         finish=problem.to_datetime(itinerary.finish_s),
+        break_start=None if rest is None else problem.to_datetime(rest.start_s),
+        break_end=None if rest is None else problem.to_datetime(rest.end_s),
         travel_time_s=itinerary.travel_time_s,
         distance_m=itinerary.distance_m,
         stops=stops,

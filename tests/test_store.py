@@ -257,6 +257,27 @@ def test_a_plan_reads_back_exactly_with_its_itineraries_and_audit(store, day_pla
     assert (summary.id, summary.visits) == (plan_id, len(day_plan.plan.assigned_case_ids()))
 
 
+def test_crew_members_each_read_back_their_crews_itinerary(store, tmp_path):
+    from dispatch.pipeline import plan_day
+    from dispatch.solve import SolveParams
+
+    crew = Crew("W-1", ("K-01", "K-03"))
+    problem = Problem(
+        dt.date(2026, 12, 1), "Europe/Helsinki", CASES[:20], COLLECTORS[:3], crews=(crew,)
+    )
+    day = plan_day(problem, params=SolveParams(time_limit_s=1), cache_dir=tmp_path)
+    job, _ = store.submit_job({"date": "2026-12-01"})
+    store.claim_job("w1", lease_s=30)
+
+    plan_id = store.save_plan(
+        job.id, "w1", problem=day.problem, plan=day.plan, itineraries=day.itineraries, exposure={}
+    )
+
+    assert {it.collector.id for it in day.itineraries if it.crew_id} == {"K-01", "K-03"}
+    assert tuple(s.itinerary for s in store.list_itineraries(plan_id)) == day.itineraries
+    assert store.route_case_ids(plan_id, "K-03") == store.route_case_ids(plan_id, "K-01")
+
+
 def test_a_plan_of_a_job_the_worker_no_longer_holds_is_not_stored(store, day_plan):
     job, _ = store.submit_job({"date": "2026-12-01"})
     store.claim_job("w1", lease_s=30)

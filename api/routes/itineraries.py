@@ -47,14 +47,15 @@ def _itinerary(store: Store, access: ItineraryAccess) -> StoredItinerary:
 def list_itineraries(
     plan_id: PlanIdPath, store: StoreDep, _: PlansReader
 ) -> list[ItinerarySummaryOut]:
-    """Each collector's day in the plan, in brief (routes with at least one stop)."""
+    """Each collector's day in the plan, in brief (a crew's members share their route)."""
     stored = store.get_plan(plan_id)
     if stored is None:
         raise not_found("plan", plan_id)
     problem = stored.problem
-    return [
+    positions = {k.id: i for i, k in enumerate(problem.collectors)}
+    days = [
         ItinerarySummaryOut(
-            collector_id=route.collector_id,
+            collector_id=member,
             member_ids=list(route.members),
             visits=len(route.stops),
             start=problem.to_datetime(route.start_s),
@@ -64,7 +65,9 @@ def list_itineraries(
         )
         for route in stored.plan.routes
         if route.stops
+        for member in route.members
     ]
+    return sorted(days, key=lambda day: positions.get(day.collector_id, len(positions)))
 
 
 @router.get("/{collector_id}", response_model=ItineraryOut, responses=responses(401, 403, 404, 422))

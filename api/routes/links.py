@@ -35,7 +35,8 @@ def create_links(
     stored = store.get_plan(plan_id)
     if stored is None:
         raise not_found("plan", plan_id)
-    with_stops = [r.collector_id for r in stored.plan.routes if r.stops]
+    # Every collector on a route with stops, each member of a crew included.
+    with_stops = [m for r in stored.plan.routes if r.stops for m in r.members]
     wanted = with_stops if body.collector_ids is None else list(dict.fromkeys(body.collector_ids))
     missing = [c for c in wanted if c not in with_stops]
     if missing:

@@ -22,7 +22,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -46,6 +46,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -1352,8 +1353,10 @@ class Store:
     def get_itinerary(self, plan_id: str, collector_id: str) -> StoredItinerary | None:
         """One collector's itinerary of a stored plan, without loading the whole plan.
 
-        None when the plan does not exist or gives this collector no stops.
-        ``problem`` holds the plan's collectors and this route's cases only.
+        A crew member gets the crew's route, as ``build_itineraries`` gives
+        it. None when the plan does not exist or gives this collector no
+        stops. ``problem`` holds the plan's collectors and crews and this
+        route's cases only.
         """
         from dispatch.itinerary import Itinerary, ItineraryStop, Leg
 
@@ -1363,15 +1366,16 @@ class Store:
                     PlanRow.date,
                     PlanRow.timezone,
                     PlanRow.collectors,
+                    PlanRow.crews,
                     PlanRow.exposure,
                 ).where(PlanRow.id == plan_id)
             ).first()
-            route_row = session.get(RouteRow, (plan_id, collector_id))
+            route_row = session.scalar(_route_of(plan_id, collector_id))
             if head is None or route_row is None or route_row.return_coords is None:
                 return None
             stop_rows = session.scalars(
                 select(StopRow)
-                .where(StopRow.plan_id == plan_id, StopRow.collector_id == collector_id)
+                .where(StopRow.plan_id == plan_id, StopRow.collector_id == route_row.collector_id)
                 .order_by(StopRow.number)
             ).all()
         cases = [case_from_values(s.case) for s in stop_rows]
@@ -1380,45 +1384,57 @@ class Store:
             head.timezone,
             tuple(cases),
             tuple(collector_from_values(k) for k in head.collectors),
+            tuple(_crew_from_values(w) for w in head.crews),
         )
         route = _route(route_row, stop_rows)
         stops = tuple(
             ItineraryStop(
-                s.number,
-                case,
-                stop,
-                Leg(
-                    stop.travel_time_s, stop.distance_m, tuple((p[0], p[1]) for p in s.coords or ())
-                ),
+                s.number, case, stop, Leg(stop.travel_time_s, stop.distance_m, _line(s.coords))
             )
             for s, case, stop in zip(stop_rows, cases, route.stops, strict=True)
         )
         return_leg = Leg(
-            route.return_travel_time_s,
-            route.return_distance_m,
-            tuple((p[0], p[1]) for p in route_row.return_coords),
+            route.return_travel_time_s, route.return_distance_m, _line(route_row.return_coords)
         )
-        itinerary = Itinerary(problem.collector(collector_id), route, stops, return_leg)
+        itinerary = Itinerary(problem.collector(route.collector_id), route, stops, return_leg)
+        if route.member_ids:
+            # A crew member's itinerary, as build_itineraries lays it out.
+            crew = problem.crew_of(route.collector_id)
+            itinerary = replace(
+                itinerary,
+                collector=problem.collector(collector_id),
+                members=tuple(problem.collector(m) for m in route.members),
+                crew_id=None if crew is None else crew.id,
+            )
         return StoredItinerary(plan_id, problem, itinerary, dict(head.exposure))
 
     def list_itineraries(self, plan_id: str) -> tuple[StoredItinerary, ...]:
-        """Every itinerary of a plan (routes with stops), in the plan's collector order."""
+        """Every collector's itinerary of a plan, in the plan's collector order."""
         with self._read() as session:
-            ids = session.scalars(
-                select(RouteRow.collector_id)
-                .where(RouteRow.plan_id == plan_id, RouteRow.return_coords.is_not(None))
-                .order_by(RouteRow.position)
+            head = session.execute(select(PlanRow.collectors).where(PlanRow.id == plan_id)).first()
+            routes = session.execute(
+                select(RouteRow.collector_id, RouteRow.member_ids).where(
+                    RouteRow.plan_id == plan_id, RouteRow.return_coords.is_not(None)
+                )
             ).all()
-        found = (self.get_itinerary(plan_id, collector_id) for collector_id in ids)
+        if head is None:
+            return ()
+        working = {m for first, members in routes for m in (first, *_members(members))}
+        found = (
+            self.get_itinerary(plan_id, k["id"]) for k in head.collectors if k["id"] in working
+        )
         return tuple(item for item in found if item is not None)
 
     def route_case_ids(self, plan_id: str, collector_id: str) -> tuple[str, ...]:
-        """Ids of the cases on one route of a plan, in visiting order (empty if none)."""
+        """Ids of the cases on a collector's route in a plan (alone or in a crew), in order."""
         with self._read() as session:
+            route = session.scalar(_route_of(plan_id, collector_id))
+            if route is None:
+                return ()
             return tuple(
                 session.scalars(
                     select(StopRow.case_id)
-                    .where(StopRow.plan_id == plan_id, StopRow.collector_id == collector_id)
+                    .where(StopRow.plan_id == plan_id, StopRow.collector_id == route.collector_id)
                     .order_by(StopRow.number)
                 ).all()
             )
@@ -1509,9 +1525,31 @@ def _bump_version(session: Session) -> None:
     )
 
 
+def _members(joined: str) -> tuple[str, ...]:
+    return tuple(m for m in joined.split(_SEP) if m)
+
+
+def _line(points: Sequence[Sequence[float]] | None) -> tuple[tuple[float, float], ...]:
+    return tuple((p[0], p[1]) for p in points or ())
+
+
+def _route_of(plan_id: str, collector_id: str) -> Any:
+    """The route a collector works in a plan: their own, or their crew's."""
+    as_member = (literal(_SEP) + RouteRow.member_ids + literal(_SEP)).like(
+        f"%{_SEP}{_escape_like(collector_id)}{_SEP}%", escape="\\"
+    )
+    return select(RouteRow).where(
+        RouteRow.plan_id == plan_id, or_(RouteRow.collector_id == collector_id, as_member)
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _has_name(column: Any, name: str) -> Any:
     """Whether a ``;``-joined column holds a name (matched whole, LIKE wildcards escaped)."""
-    escaped = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = _escape_like(name.lower())
     return (literal(_SEP) + column + literal(_SEP)).like(f"%{_SEP}{escaped}{_SEP}%", escape="\\")
 
 
@@ -1695,7 +1733,7 @@ def _route(row: RouteRow, stops: Sequence[StopRow]) -> Route:
         distance_m=row.distance_m,
         return_travel_time_s=row.return_travel_time_s,
         return_distance_m=row.return_distance_m,
-        member_ids=tuple(m for m in row.member_ids.split(_SEP) if m),
+        member_ids=_members(row.member_ids),
         break_start_s=row.break_start_s,
         break_end_s=row.break_end_s,
     )

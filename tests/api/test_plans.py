@@ -61,6 +61,8 @@ def planned(request, tmp_path_factory, cache_dir):
                 case["national_id"] = NATIONAL_ID
             client.post("/v1/cases", json={"cases": cases}, headers=ADMIN)
             client.post("/v1/collectors", json={"collectors": sample_collectors(3)}, headers=ADMIN)
+            crew = {"id": "W-1", "member_ids": ["K-01", "K-03"]}
+            client.post("/v1/crews", json={"crews": [crew]}, headers=ADMIN)
             document = (SAMPLE / "policy.yaml").read_text(encoding="utf-8")
             client.put("/v1/policies/fi-company", json={"document": document}, headers=ADMIN)
             body = {"date": DATE, "policy": "fi-company", "time_limit_s": 1}
@@ -192,6 +194,24 @@ def test_a_link_opens_its_collectors_itinerary_and_page_redacted_by_the_policy(p
     assert NATIONAL_ID not in page.text
 
 
+def test_each_crew_member_gets_a_link_to_the_crews_route(planned):
+    client = planned.client
+    first = client.get(_path(planned.links["K-01"]["itinerary_url"])).json()
+    second = client.get(_path(planned.links["K-03"]["itinerary_url"])).json()
+
+    assert (first["collector_id"], second["collector_id"]) == ("K-01", "K-03")
+    for day in (first, second):
+        assert (day["crew_id"], day["member_ids"]) == ("W-1", ["K-01", "K-03"])
+    assert [s["case_id"] for s in first["stops"]] == [s["case_id"] for s in second["stops"]]
+    outcome = {"case_id": second["stops"][0]["case_id"], "outcome": "refused"}
+    reported = client.post(
+        f"/v1/plans/{planned.plan_id}/itineraries/K-03/outcomes",
+        params={"link": planned.links["K-03"]["token"]},
+        json=outcome,
+    )
+    assert reported.status_code == 201
+
+
 def test_a_link_opens_nothing_else(planned):
     client, plan_id = planned.client, planned.plan_id
     (mine, link), (theirs, _) = list(planned.links.items())[:2]
@@ -259,7 +279,9 @@ def test_a_collector_reports_outcomes_of_their_own_visits_only(planned):
     assert not_mine.status_code == 403 and not_mine.json()["error"]["field"] == "case_id"
     assert elsewhere.status_code == 403
     listed = client.get("/v1/outcomes", params={"plan_id": plan_id}, headers=ADMIN).json()
-    assert [o["case_id"] for o in listed["items"]] == [own]
+    recorded = {(o["case_id"], o["collector_id"], o["outcome"]) for o in listed["items"]}
+    assert (own, mine, "not_home") in recorded
+    assert not any(outcome == "paid" for _, _, outcome in recorded)
     reader = new_key(client, "plans:read")
     by_reader = client.post(outcomes, headers=reader, json={"case_id": own, "outcome": "paid"})
     assert by_reader.status_code == 403
