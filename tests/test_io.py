@@ -585,6 +585,28 @@ def test_the_sample_city_loads_without_errors():
     assert unskilled == ["C-118"]
     late = max(k.shift.end_s for k in collectors.items)
     assert [c.id for c in cases.items if c.windows[0].start_s >= late] == ["C-119"]
+    # Two crews in two modes, a break for everyone, a few two-person visits and appointments.
+    crews = io.read_crews(SAMPLE / "crews.csv", collectors=collectors.items)
+    assert [(w.id, w.member_ids) for w in crews.items] == [
+        ("W-1", ("K-01", "K-03")),
+        ("W-2", ("K-05", "K-06")),
+    ]
+    day = Problem(
+        dt.date(2026, 12, 1), "Europe/Helsinki", cases.items, collectors.items, crews.items
+    )
+    assert {t.mode for t in day.teams() if t.crew_id} == {TravelMode.DRIVE, TravelMode.WALK}
+    lunch = TimeWindow(11 * 3600, 13 * 3600 + 1800)
+    assert sum(k.break_window == lunch and k.break_s == 1800 for k in collectors.items) == 7
+    assert all(k.break_s == 1800 for k in collectors.items)
+    assert {c.id: c.min_crew for c in cases.items if c.min_crew > 1} == {
+        "C-002": 2,
+        "C-083": 2,
+        "C-117": 2,
+        "C-118": 3,
+    }
+    appointments = [c for c in cases.items if c.appointment_s is not None]
+    assert len(appointments) == 5
+    assert all(c.start_windows for c in appointments)
 
 
 def test_regenerating_the_sample_reproduces_the_committed_files(tmp_path):
@@ -593,7 +615,7 @@ def test_regenerating_the_sample_reproduces_the_committed_files(tmp_path):
         check=True,
         capture_output=True,
     )
-    for name in ("cases.csv", "cases.geojson", "collectors.csv"):
+    for name in ("cases.csv", "cases.geojson", "collectors.csv", "crews.csv"):
         assert (tmp_path / name).read_bytes() == (SAMPLE / name).read_bytes(), name
 
 

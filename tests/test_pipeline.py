@@ -63,11 +63,12 @@ def test_a_policy_crew_size_reaches_every_case_and_the_solver_honours_it(sample)
 
     text = (SAMPLE / "policy.yaml").read_text().replace("min_crew: 1", "min_crew: 2")
     policy = parse_policy(text, source="two-person.yaml")
-    # Two walkers form the only crew; everyone else works alone.
-    walkers = [k.id for k in sample.collectors if k.mode.value == "walk"][:2]
+    # Two walkers with the same lunch form the only crew; everyone else works alone.
+    walkers = [k.id for k in sample.collectors if k.mode.value == "walk"][1:3]
     day = dataclasses.replace(sample, crews=(Crew("CREW-1", tuple(walkers)),))
     screening = screen_day(day, policy=policy)
-    assert all(c.min_crew == 2 for c in screening.day.cases)
+    # The policy's size is a floor: C-118, which needs three, keeps its own.
+    assert {c.id: c.min_crew for c in screening.day.cases if c.min_crew != 2} == {"C-118": 3}
     matrices = build_matrices(screening.day, load_networks(None, screening.day.modes()))
     plan = solve(screening.day, matrices, params=SolveParams(time_limit_s=2))
     assert plan.routes, "the crew serves some cases"

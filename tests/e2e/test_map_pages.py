@@ -76,11 +76,13 @@ def with_debtor(case: Case, number: int) -> Case:
 def written(tmp_path_factory) -> Written:
     cases = io.read_cases(SAMPLE / "cases.csv").items
     collectors = io.read_collectors(SAMPLE / "collectors.csv").items
+    crews = io.read_crews(SAMPLE / "crews.csv", collectors=collectors).items
     day = Problem(
         dt.date(2026, 12, 1),
         "Europe/Helsinki",
         tuple(with_debtor(c, i) for i, c in enumerate(cases, start=1)),
         collectors,
+        crews,
     )
     policy = load_policy(SAMPLE / "policy.yaml")
     compliance = apply_policy(day, policy)
@@ -148,20 +150,28 @@ def test_overview_works_offline_with_every_stop_numbered_on_helsinki(written, vi
     assert opened.blocked
     assert all(TILE_HOST in url for url in opened.blocked)
     assert page.locator(".folium-map.leaflet-container").count() == 1
+    # A crew's route is drawn once, marked with its first member's id.
     markers = opened.data(".leaflet-marker-pane .dispatch-stop")
     assert len(markers) == sum(len(route.stops) for route in written.plan.routes)
     assert {(m["collector"], m["number"], m["case"]) for m in markers} == {
-        (it.collector.id, str(s.number), s.case.id) for it in written.itineraries for s in it.stops
+        (route.collector_id, str(number), stop.case_id)
+        for route in written.plan.routes
+        for number, stop in enumerate(route.stops, start=1)
     }
+    breaks = opened.data(".leaflet-marker-pane .dispatch-break")
+    assert sorted(b["collector"] for b in breaks) == sorted(
+        r.collector_id for r in written.plan.routes if r.stops and r.break_start_s is not None
+    )
     # The sample policy keeps a few cases off the day; they show in their own layer.
     assert written.compliance.excluded
     excluded = opened.data(".leaflet-marker-pane .dispatch-excluded")
     assert {(m["case"], m["rule"]) for m in excluded} == {
         (e.case_id, str(e.rule)) for e in written.compliance.excluded
     }
-    # A road line per collector with visits, plus a dot per unassigned case.
+    # A road line per route with visits, plus a dot per unassigned case.
+    routes = [r for r in written.plan.routes if r.stops]
     assert page.locator(".leaflet-overlay-pane path.leaflet-interactive").count() == len(
-        written.itineraries
+        routes
     ) + len(written.plan.unassigned)
     south, west, north, east = page.evaluate(
         "name => { const b = window[name].getBounds();"
@@ -222,3 +232,41 @@ def test_tapping_a_stop_in_the_list_opens_it_on_the_map(written, visit):
     popup.wait_for(state="visible", timeout=5000)
     assert f"Stop {last.number}: {last.case.id}" in popup.inner_text()
     assert opened.errors == []
+
+
+def test_a_crew_members_page_lists_the_crews_stops_and_the_break(written, visit, artifacts):
+    # The crew's second member: their page shows the route planned under the first's id.
+    itinerary = next(
+        it for it in written.itineraries if it.members and it.collector.id != it.members[0].id
+    )
+    route = itinerary.route
+    assert route.collector_id != itinerary.collector.id
+    path = written.out_dir / "collectors" / page_filename(itinerary.collector.id)
+    opened = visit(path, viewport=PHONE, mobile=True)
+    page = opened.page
+    assert opened.errors == []
+    assert [item["case"] for item in opened.data(".dispatch-stops [data-stop]")] == list(
+        route.case_ids
+    )
+    rest = itinerary.rest_break
+    assert rest is not None
+    span = f"{rest.start_s // 3600:02d}:{rest.start_s % 3600 // 60:02d}-"
+    span += f"{rest.end_s // 3600:02d}:{rest.end_s % 3600 // 60:02d}"
+    (item,) = opened.data(".dispatch-stops [data-break]")
+    assert item["break"] == span
+    # The break sits in the list between the visits it falls between.
+    order = page.eval_on_selector_all(
+        ".dispatch-stops li[data-stop], .dispatch-stops li[data-break]",
+        "els => els.map(e => e.dataset.case || 'break')",
+    )
+    assert order.index("break") == rest.after
+    partner = itinerary.members[0]
+    assert f"together with {partner.name} ({partner.id})" in page.inner_text(".dispatch-header")
+    (marker,) = opened.data(".leaflet-marker-pane .dispatch-break")
+    assert (marker["start"], marker["end"]) == tuple(span.split("-"))
+    # Tapping the break in the list opens its popup on the map.
+    page.locator(".dispatch-stops li[data-break]").click()
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for(state="visible", timeout=5000)
+    assert f"Break: {span}" in popup.inner_text()
+    page.screenshot(path=str(artifacts / "crew-member-phone-full.png"), full_page=True)
