@@ -75,3 +75,46 @@ def test_a_policy_crew_size_reaches_every_case_and_the_solver_honours_it(sample)
     for route in plan.routes:
         if route.stops:
             assert set(route.members) == set(walkers)
+
+
+@pytest.fixture(scope="module")
+def walkers_day(sample) -> Problem:
+    """The sample's walkers and the cases they can serve alone, without windows to wait for."""
+    walkers = tuple(k for k in sample.collectors if k.mode.value == "walk")
+    cases = tuple(
+        c
+        for c in sample.cases
+        if any(k.can_serve(c) for k in walkers) and c.windows[0].duration_s > 8 * 3600
+    )[:16]
+    return dataclasses.replace(sample, cases=cases, collectors=walkers)
+
+
+def test_plan_day_pairs_crews_and_keeps_visits_when_planning_again(walkers_day, tmp_path):
+    from dispatch.explain import check_plan
+    from dispatch.pipeline import plan_day
+    from dispatch.solve import SolveParams
+
+    params = SolveParams(time_limit_s=2, metaheuristic="GREEDY_DESCENT")
+    first = plan_day(walkers_day, params=params, pair_crews=1, cache_dir=tmp_path)
+    (crew,) = first.problem.crews
+    assert first.screening.day.crews == first.problem.crews
+    assert check_plan(first.screening.day, first.matrices, first.plan) == []
+    crew_route = first.plan.route_of(crew.member_ids[0])
+    assert crew_route is not None and crew_route.members == crew.member_ids
+    # Each member has an itinerary of the crew's route.
+    assert {it.collector.id for it in first.itineraries if it.route is crew_route} == set(
+        crew.member_ids
+    )
+
+    # Planning again, keeping every visit of the first plan: each route keeps its order.
+    assert sum(len(r.stops) for r in first.plan.routes) >= 8
+    again = plan_day(
+        dataclasses.replace(walkers_day, crews=first.problem.crews),
+        params=params,
+        keep=first.plan,
+        cache_dir=tmp_path,
+    )
+    for route in first.plan.routes:
+        kept = again.plan.route_of(route.collector_id)
+        assert kept is not None
+        assert [c for c in kept.case_ids if c in route.case_ids] == list(route.case_ids)

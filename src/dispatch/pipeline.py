@@ -6,7 +6,7 @@ planned either way goes through the same stages in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +16,7 @@ from dispatch.itinerary import Itinerary, build_itineraries
 from dispatch.matrix import TravelMatrix, build_matrices
 from dispatch.model import Plan, Problem, Reason, TravelMode, Unassigned
 from dispatch.network import RoadNetwork, load_networks
-from dispatch.solve import SolveParams, solve
+from dispatch.solve import SolveParams, pair_collectors, solve
 from dispatch.triage import Channel, TriageDecision, select_field_cases, triage
 
 Stage = Callable[[str], AbstractContextManager[object]]
@@ -105,9 +105,11 @@ def plan_day(
     use_triage: bool = False,
     params: SolveParams | None = None,
     cache_dir: Path | None = None,
+    pair_crews: int = 0,
+    keep: Plan | Mapping[str, Sequence[str]] | None = None,
     stage: Stage = nullcontext,
 ) -> DayPlan:
-    """Plan one day: screen, load the network, build matrices, solve, lay out itineraries.
+    """Plan one day: screen, load the network, build matrices, pair, solve, lay out itineraries.
 
     Parameters
     ----------
@@ -122,6 +124,13 @@ def plan_day(
         Solver settings. Default: ``SolveParams()``.
     cache_dir
         Cache for networks and matrices; None caches nothing.
+    pair_crews
+        Pair up to this many more two-person crews among the collectors not
+        yet in one (``solve.pair_collectors``, on the day's matrices); 0
+        pairs none. The crews formed join ``problem.crews`` in the result.
+    keep
+        Visits that stay with their route in their order (see
+        ``solve.solve``); the rest of the day is planned around them.
     stage
         Called with a label around each stage (for progress display).
 
@@ -138,8 +147,15 @@ def plan_day(
         networks = load_networks(network, modes, cache_dir=cache_dir)
     with stage(f"Building travel matrices ({len(day.points())} points)"):
         matrices = build_matrices(day, networks, cache_dir=cache_dir)
-    with stage(f"Solving ({len(day.cases)} cases, {len(day.collectors)} collectors)"):
-        solved = solve(day, matrices, params=params or SolveParams())
+    if pair_crews:
+        with stage(f"Pairing collectors into up to {pair_crews} crew(s)"):
+            formed = pair_collectors(day, matrices, max_crews=pair_crews)
+        # Crews change who works together, not the points: the matrices stay valid.
+        day = replace(day, crews=day.crews + formed)
+        screening = replace(screening, problem=replace(screening.problem, crews=day.crews), day=day)
+    crews = f", {len(day.crews)} crews" if day.crews else ""
+    with stage(f"Solving ({len(day.cases)} cases, {len(day.collectors)} collectors{crews})"):
+        solved = solve(day, matrices, params=params or SolveParams(), keep=keep)
     plan = replace(solved, unassigned=solved.unassigned + screening.held_back)
     with stage("Laying out itineraries"):
         itineraries = build_itineraries(day, plan, networks, matrices)
