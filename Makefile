@@ -18,6 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/dispatch plan --cases sample_data/cases.csv --collectors sample_data/collectors.csv \
+		--crews sample_data/crews.csv \
 		--policy sample_data/policy.yaml --history sample_data/visit_history.csv --triage \
 		--date $(DATE) --out $(OUT)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,8 @@ def run_plan(out: Path, cache: Path, *extra: str, cases: Path | None = None):
             str(cases or SAMPLE / "cases.csv"),
             "--collectors",
             str(SAMPLE / "collectors.csv"),
+            "--crews",
+            str(SAMPLE / "crews.csv"),
             "--date",
             "2026-12-01",
             "--out",
@@ -70,6 +73,42 @@ def test_plan_writes_every_output_and_a_summary(sample_run):
         assert reason in output
 
 
+def test_the_sample_day_plans_its_crews_breaks_and_appointments(sample_run):
+    out, _, output = sample_run
+    problem, _ = io.read_problem(out / "problem.json")
+    plan = io.read_plan(out / "plan.json")
+    assert [(w.id, w.member_ids) for w in problem.crews] == [
+        ("W-1", ("K-01", "K-03")),
+        ("W-2", ("K-05", "K-06")),
+    ]
+    crew_routes = {r.collector_id: r.member_ids for r in plan.routes if r.member_ids}
+    assert crew_routes == {"K-01": ("K-01", "K-03"), "K-05": ("K-05", "K-06")}
+    # Each crew member has a page; the crew's second member works on no route of their own.
+    for member in ("K-01", "K-03", "K-05", "K-06"):
+        assert (out / "collectors" / f"{member}.html").is_file()
+    assert plan.route_of("K-03") is None
+    assert all(r.break_start_s is not None for r in plan.routes if r.stops)
+    # The two-person visits are made by a crew; every appointment is kept.
+    visitors = {s.case_id: r.members for r in plan.routes for s in r.stops}
+    for case in problem.cases:
+        if case.min_crew == 2 and case.id in visitors:
+            assert len(visitors[case.id]) >= 2
+        if case.appointment_s is not None:
+            assert case.id in visitors
+    text = " ".join(output.split())
+    assert "crews: W-1 (K-01 + K-03), W-2 (K-05 + K-06)" in text
+    routes = sum(1 for r in plan.routes if r.stops)
+    assert f"breaks: {routes} of {routes} routes due a break take it" in text
+    assert "appointments: 5 of 5 kept" in text
+    assert re.search(r"continuity: \d of 6 cases visited by their preferred collector", text)
+    assert re.search(rf"spread over {routes} routes: \d+-\d+ visits \(\d+ apart\)", text)
+    assert re.search(r"value: [\d,]+\.\d\d planned, [\d,]+\.\d\d dropped", text)
+    explained = runner.invoke(app, ["explain", "C-002", "--plan-dir", str(out)])
+    assert "needs a crew of 2 at the door" in explained.output
+    if "C-002" in visitors:
+        assert "crew W-1 (K-01 + K-03)" in " ".join(explained.output.split())
+
+
 def test_every_sample_case_is_planned_or_unassigned_once(sample_run):
     out, _, _ = sample_run
     problem, _ = io.read_problem(out / "problem.json")
@@ -82,9 +121,11 @@ def test_every_sample_case_is_planned_or_unassigned_once(sample_run):
     assert len(routed) >= 0.8 * len(problem.cases)
     for unassigned in plan.unassigned:
         assert unassigned.detail
+        case = problem.case(unassigned.case_id)
         if unassigned.reason is Reason.NO_QUALIFIED_COLLECTOR:
-            case = problem.case(unassigned.case_id)
             assert not any(k.can_serve(case) for k in problem.collectors)
+        if unassigned.reason is Reason.NO_CREW:
+            assert not any(t.can_serve(case) for t in problem.teams())
 
 
 def test_stops_csv_matches_the_plan(sample_run):
@@ -140,7 +181,10 @@ def test_check_reports_a_hand_edit_that_breaks_the_plan(sample_run, tmp_path):
         ],
     )
     assert result.exit_code == 1
-    assert route.collector_id in result.output
+    # The checker names the route's collector, or its crew.
+    problem, _ = io.read_problem(out / "problem.json")
+    crew = problem.crew_of(route.collector_id)
+    assert (crew.id if crew else route.collector_id) in result.output
 
 
 def test_bad_rows_are_all_reported_and_nothing_is_written(sample_run, tmp_path):
@@ -261,3 +305,109 @@ def test_triage_lists_every_case_with_its_channel_and_rule(sample_run, tmp_path)
     kept_off = {u.case_id for u in plan.unassigned if u.reason is Reason.NOT_FOR_FIELD}
     assert kept_off == {cid for cid, row in rows.items() if row["channel"] != "field"}
     assert not kept_off & plan.assigned_case_ids()
+
+
+def test_pair_crews_and_balanced_prices_reach_the_solver(sample_run, tmp_path):
+    _, cache, _ = sample_run
+    out = tmp_path / "out"
+    collectors = tmp_path / "collectors.csv"
+    shutil.copy(SAMPLE / "collectors.csv", collectors)
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "--cases",
+            str(SAMPLE / "cases.csv"),
+            "--collectors",
+            str(collectors),
+            "--date",
+            "2026-12-01",
+            "--out",
+            str(out),
+            "--time-limit",
+            "2",
+            "--cache-dir",
+            str(cache),
+            "--pair-crews",
+            "1",
+            "--objective",
+            "balanced",
+            "--continuity-cost",
+            "25.50",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    problem, _ = io.read_problem(out / "problem.json")
+    plan = io.read_plan(out / "plan.json")
+    (crew,) = problem.crews
+    assert f"crews: {crew.id} ({' + '.join(crew.member_ids)}, paired today)" in " ".join(
+        result.output.split()
+    )
+    assert plan.route_of(crew.member_ids[0]).member_ids == crew.member_ids
+    # The objective is the travel price, the lost value, 25.50 per preference not kept and
+    # the balance price of the busiest route's work, all at their default rates but one.
+    visitors = {s.case_id: r.members for r in plan.routes for s in r.stops}
+    lost = sum(
+        c.preferred_collector is not None and c.preferred_collector not in visitors.get(c.id, ())
+        for c in problem.cases
+    )
+    busiest_s = max(
+        r.travel_time_s + sum(problem.case(c).service_s for c in r.case_ids) for r in plan.routes
+    )
+    travel_s = sum(r.travel_time_s for r in plan.routes)
+    expected = (
+        round((travel_s * 3000 + busiest_s * 6000) / 3600)
+        + sum(problem.case(u.case_id).value for u in plan.unassigned)
+        + lost * 2550
+    )
+    assert plan.objective == expected
+
+
+def test_bad_prices_and_crews_are_reported_and_nothing_is_written(sample_run, tmp_path):
+    _, cache, _ = sample_run
+    out = tmp_path / "out"
+    result = run_plan(out, cache, "--continuity-cost", "1,5")
+    assert result.exit_code == 1
+    assert "--continuity-cost '1,5' is not an amount" in " ".join(result.output.split())
+    crews = tmp_path / "crews.csv"
+    crews.write_text("crew_id,members\nW-1,K-01;K-03\nW-2,K-03;K-02\nW-3,K-07\n")
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            "--cases",
+            str(SAMPLE / "cases.csv"),
+            "--collectors",
+            str(SAMPLE / "collectors.csv"),
+            "--crews",
+            str(crews),
+            "--date",
+            "2026-12-01",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "row 3, column 'members': collector K-03 is already in crew W-1 (row 2)" in text
+    assert "row 4, column 'members': a crew needs at least two members" in text
+    assert not out.exists()
+
+
+def test_keep_replans_around_the_marked_visits(sample_run, tmp_path):
+    out, cache, _ = sample_run
+    plan = json.loads((out / "plan.json").read_text())
+    route = next(r for r in plan["routes"] if not r["member_ids"] and len(r["stops"]) >= 4)
+    # The dispatcher keeps the route's last two visits, swapped, with this collector.
+    last, before = route["stops"][-1], route["stops"][-2]
+    route["stops"][-2:] = [dict(last, keep=True), dict(before, keep=True)]
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(plan))
+    again = tmp_path / "again"
+    result = run_plan(again, cache, "--time-limit", "1", "--keep", str(edited))
+    assert result.exit_code == 0, result.output
+    replanned = io.read_plan(again / "plan.json")
+    order = replanned.route_of(route["collector_id"]).case_ids
+    kept = [c for c in order if c in (last["case_id"], before["case_id"])]
+    assert kept == [last["case_id"], before["case_id"]]
+    assert "kept 2 visit(s)" in result.output

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dispatch.errors import DispatchError, InputError, RowError
-from dispatch.model import Plan, Problem, format_clock
+from dispatch.errors import DispatchError, InputError, InvalidProblemError, RowError
+from dispatch.model import Crew, Plan, Problem, Reason, Route, format_clock
 from dispatch.network import default_cache_dir
 
 app = typer.Typer(
@@ -26,6 +28,15 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 DEFAULT_CACHE = default_cache_dir()
+# Reasons decided before the solver: their cases were never offered to a route.
+HELD_BACK = (Reason.POLICY_EXCLUDED, Reason.NOT_FOR_FIELD)
+
+
+class Objective(StrEnum):
+    """What the solver minimises besides lost value (see ``SolveParams.objective``)."""
+
+    TRAVEL = "travel"
+    BALANCED = "balanced"
 
 
 @contextmanager
@@ -61,40 +72,121 @@ def _print_skipped(skipped: list[RowError]) -> None:
         console.print(f"  {error}")
 
 
-def _print_summary(problem: Problem, plan: Plan) -> None:
+def _print_summary(problem: Problem, plan: Plan, *, paired: Sequence[Crew] = ()) -> None:
+    """Print a row per route (a crew's once) and the day's measures."""
+    from dispatch.solve import plan_stats
+
     table = Table(title=f"Plan for {problem.date.isoformat()} ({problem.timezone})")
-    columns = ("collector", "mode", "visits", "travel", "distance", "first", "last", "name")
+    columns = ("route", "mode", "visits", "travel", "work", "km", "first", "last", "break", "who")
     for column in columns:
-        left = column in ("collector", "name", "mode")
+        left = column in ("route", "who", "mode")
         table.add_column(
-            column, justify="left" if left else "right", no_wrap=True, overflow="ellipsis"
+            column,
+            justify="left" if left else "right",
+            no_wrap=column != "who",
+            overflow="fold" if column == "who" else "ellipsis",
         )
-    for collector in problem.collectors:
-        route = plan.route_of(collector.id)
+    for team in problem.teams():
+        route = plan.route_of(team.id)
+        names = " + ".join(k.name for k in team.members)
+        who = f"{' + '.join(team.member_ids)}: {names}" if team.crew_id else names
         if route is None or not route.stops:
-            table.add_row(collector.id, collector.mode.value, "0", *"----", collector.name)
+            table.add_row(team.crew_id or team.id, team.mode.value, "0", *"------", who)
             continue
+        rest = "-"
+        if route.break_start_s is not None and route.break_end_s is not None:
+            rest = f"{format_clock(route.break_start_s)}-{format_clock(route.break_end_s)}"
         table.add_row(
-            collector.id,
-            collector.mode.value,
+            team.crew_id or team.id,
+            team.mode.value,
             str(len(route.stops)),
-            f"{route.travel_time_s / 60:.0f} min",
-            f"{route.distance_m / 1000:.1f} km",
+            _clock_span(route.travel_time_s),
+            _clock_span(_work_s(problem, route.travel_time_s, route.case_ids)),
+            f"{route.distance_m / 1000:.1f}",
             format_clock(route.stops[0].start_s),
             format_clock(route.stops[-1].start_s),
-            collector.name,
+            rest,
+            who,
         )
     # Pipes and CI logs get a default 80 columns; the table needs a little more.
-    Console(highlight=False, width=max(console.width, 100)).print(table)
+    Console(highlight=False, width=max(console.width, 110)).print(table)
     planned = len(plan.assigned_case_ids())
-    console.print(
-        f"{planned} of {len(problem.cases)} cases planned; {len(plan.unassigned)} unassigned"
+    _say(f"{planned} of {len(problem.cases)} cases planned; {len(plan.unassigned)} unassigned")
+    stats = plan_stats(problem, plan.routes, plan.unassigned)
+    held_back = sum(problem.case(u.case_id).value for u in plan.unassigned if u.reason in HELD_BACK)
+    dropped = round(stats["value_dropped_cents"]) - held_back
+    value = (
+        f"value: {_money(round(stats['value_planned_cents']))} planned, {_money(dropped)} dropped"
     )
+    _say(value + (f", {_money(held_back)} held back by triage or policy" if held_back else ""))
+    working = [r for r in plan.routes if r.stops]
+    if working:
+        visits = [len(r.stops) for r in working]
+        work = [_work_s(problem, r.travel_time_s, r.case_ids) for r in working]
+        _say(
+            f"spread over {len(working)} routes: {min(visits)}-{max(visits)} visits "
+            f"({max(visits) - min(visits)} apart), working time {_clock_span(min(work))}-"
+            f"{_clock_span(max(work))} h ({_clock_span(max(work) - min(work))} apart; "
+            "travel and visits)"
+        )
+    named, kept = round(stats["preferences_named"]), round(stats["preferences_kept"])
+    if named:
+        _say(f"continuity: {kept} of {named} cases visited by their preferred collector")
+    named, kept = round(stats["appointments_named"]), round(stats["appointments_kept"])
+    if named:
+        _say(f"appointments: {kept} of {named} kept")
+    due = [r for r in working if problem.team(r.collector_id).break_s > 0]
+    if due:
+        taken = sum(r.break_start_s is not None for r in due)
+        _say(f"breaks: {taken} of {len(due)} routes due a break take it")
+    if problem.crews:
+        formed = {w.id for w in paired}
+        _say(
+            "crews: "
+            + ", ".join(
+                f"{w.id} ({' + '.join(w.member_ids)}{', paired today' if w.id in formed else ''})"
+                for w in problem.crews
+            )
+        )
     by_reason: dict[str, list[str]] = {}
     for unassigned in plan.unassigned:
         by_reason.setdefault(unassigned.reason.value, []).append(unassigned.case_id)
     for reason, case_ids in sorted(by_reason.items()):
         console.print(f"  {reason}: {len(case_ids)} ({', '.join(case_ids)})")
+
+
+def _say(line: str) -> None:
+    """Print a summary line whole: a log keeps it on one line, however narrow."""
+    console.print(line, soft_wrap=True)
+
+
+def _clock_span(seconds: int) -> str:
+    """A duration as ``H:MM``."""
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours}:{minutes:02d}"
+
+
+def _work_s(problem: Problem, travel_s: int, case_ids: Sequence[str]) -> int:
+    """Working time of a route: travel plus the time at the doors, in seconds."""
+    return travel_s + sum(problem.case(c).service_s for c in case_ids)
+
+
+def _money(cents: int) -> str:
+    return f"{cents / 100:,.2f}"
+
+
+def _cents(text: str, option: str) -> int:
+    """Parse an amount in currency units (``10`` or ``12.50``) into cents."""
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise InvalidProblemError(f"{option} '{text}' is not an amount such as 12.50") from None
+    cents = amount * 100
+    if not amount.is_finite() or amount < 0 or cents != cents.to_integral_value():
+        raise InvalidProblemError(
+            f"{option} '{text}' must be an amount of 0 or more with at most 2 decimals"
+        )
+    return int(cents)
 
 
 @app.command()
@@ -138,6 +230,43 @@ def plan(
     cache_dir: Annotated[Path, typer.Option(help="Cache for networks and matrices.")] = (
         DEFAULT_CACHE
     ),
+    crews: Annotated[
+        Path | None,
+        typer.Option(
+            help="Crews CSV (crew_id, members ';'-separated): collectors who work together."
+        ),
+    ] = None,
+    pair_crews: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Pair up to N more two-person crews among the collectors not in one: "
+            "same mode, starts close together, overlapping shifts.",
+        ),
+    ] = 0,
+    objective: Annotated[
+        Objective,
+        typer.Option(
+            help="'travel': travel cost plus lost value; 'balanced': also spread the work "
+            "across the routes."
+        ),
+    ] = Objective.TRAVEL,
+    continuity_cost: Annotated[
+        str | None,
+        typer.Option(
+            metavar="AMOUNT",
+            help="Price of a visit by someone else than the case's preferred collector, "
+            "in currency units (default 10.00; 0 ignores preferences).",
+        ),
+    ] = None,
+    keep: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PLAN.json",
+            help="Keep visits of an earlier plan with their collector, in their order: the "
+            'stops marked "keep": true, or every stop when none is marked.',
+        ),
+    ] = None,
 ) -> None:
     """Plan one day of visits and write the plan (JSON, GeoJSON, CSV) and maps."""
     from dispatch import io
@@ -147,23 +276,40 @@ def plan(
     from dispatch.solve import SolveParams
 
     try:
-        params = SolveParams(time_limit_s=time_limit, seed=seed, max_snap_m=max_snap_m)
+        continuity_cents = SolveParams.continuity_cost_cents
+        if continuity_cost is not None:
+            continuity_cents = _cents(continuity_cost, "--continuity-cost")
+        params = SolveParams(
+            time_limit_s=time_limit,
+            seed=seed,
+            max_snap_m=max_snap_m,
+            objective=objective.value,
+            continuity_cost_cents=continuity_cents,
+        )
         rules = load_policy(policy) if policy else None
         visits = read_history(history) if history else ()
-        case_result, collector_result = _read_inputs(cases, collectors, skip_invalid)
-        skipped = [*case_result.skipped, *collector_result.skipped]
+        kept = io.read_kept_visits(keep) if keep else None
+        case_result, collector_result, crew_result = _read_inputs(
+            cases, collectors, crews, skip_invalid
+        )
+        skipped = [*case_result.skipped, *collector_result.skipped, *crew_result.skipped]
         _print_skipped(skipped)
         zone = timezone or _detect_timezone(
             [(k.start.lat, k.start.lon) for k in collector_result.items]
         )
+        given = Problem(
+            date.date(), zone, case_result.items, collector_result.items, crew_result.items
+        )
         result = plan_day(
-            Problem(date.date(), zone, case_result.items, collector_result.items),
+            given,
             network=network,
             policy=rules,
             history=visits,
             use_triage=use_triage,
             params=params,
             cache_dir=cache_dir,
+            pair_crews=pair_crews,
+            keep=kept,
             stage=_step,
         )
         screening = result.screening
@@ -189,24 +335,40 @@ def plan(
             )
     except DispatchError as error:
         raise _fail(str(error)) from None
-    _print_summary(result.problem, result.plan)
+    paired = result.problem.crews[len(given.crews) :]
+    _print_summary(result.problem, result.plan, paired=paired)
+    if kept:
+        fixed = sum(len(order) for order in kept.values())
+        console.print(f"kept {fixed} visit(s) of {keep} on {len(kept)} route(s) in their order")
     console.print(f"Wrote {len(written)} files to {out}/ (open {out / 'overview.html'})")
 
 
-def _read_inputs(cases: Path, collectors: Path, skip_invalid: bool):  # type: ignore[no-untyped-def]
+def _read_inputs(cases: Path, collectors: Path, crews: Path | None, skip_invalid: bool):  # type: ignore[no-untyped-def]
     from dispatch import io
 
     errors: list[RowError] = []
-    results = []
+    results: list[io.ReadResult] = []  # type: ignore[type-arg]
+    read: list[bool] = []
     for reader, path in ((io.read_cases, cases), (io.read_collectors, collectors)):
         try:
             results.append(reader(path, skip_invalid=skip_invalid))
+            read.append(True)
+        except InputError as error:
+            errors.extend(error.errors)
+            results.append(io.ReadResult(()))
+            read.append(False)
+    crew_result: io.ReadResult[Crew] = io.ReadResult(())
+    if crews is not None:
+        # Members are checked against the collectors when those could be read.
+        on_duty = results[1].items if read[1] else None
+        try:
+            crew_result = io.read_crews(crews, collectors=on_duty, skip_invalid=skip_invalid)
         except InputError as error:
             errors.extend(error.errors)
     if errors:
-        # Report both files' problems at once so one run shows everything to fix.
+        # Report every file's problems at once so one run shows everything to fix.
         raise InputError(errors)
-    return results[0], results[1]
+    return results[0], results[1], crew_result
 
 
 @app.command()
@@ -301,17 +463,46 @@ def explain(
         else:
             verdict = "included" if entry.included else "excluded"
             console.print(f"    {verdict} by rule {entry.rule}: {entry.detail}")
+    case = problem.case(case_id)
+    if case.appointment_s is not None:
+        console.print(
+            f"  appointment: {format_clock(case.appointment_s)} ± "
+            f"{case.appointment_tolerance_s // 60} min"
+        )
+    if case.min_crew > 1:
+        console.print(f"  needs a crew of {case.min_crew} at the door")
     for route in given.routes:
         for number, stop in enumerate(route.stops, start=1):
             if stop.case_id == case_id:
                 console.print(
-                    f"  planned: stop {number} of {route.collector_id}, arrive "
+                    f"  planned: stop {number} of {_route_who(problem, route)}, arrive "
                     f"{format_clock(stop.arrival_s)}, visit {format_clock(stop.start_s)}-"
                     f"{format_clock(stop.end_s)}"
                 )
+                if (
+                    route.break_start_s is not None
+                    and route.break_end_s is not None
+                    and stop.arrival_s <= route.break_start_s < stop.start_s
+                ):
+                    console.print(
+                        f"    the break {format_clock(route.break_start_s)}-"
+                        f"{format_clock(route.break_end_s)} is taken at this door first"
+                    )
     for unassigned in given.unassigned:
         if unassigned.case_id == case_id:
             console.print(f"  not planned: {unassigned.reason.value}: {unassigned.detail}")
+
+
+def _route_who(problem: Problem, route: Route) -> str:
+    """Who works a route: the collector's id, or the crew and its members."""
+    if not route.member_ids:
+        return route.collector_id
+    try:
+        crew = problem.crew_of(route.collector_id)
+    except KeyError:
+        crew = None
+    named = f"crew {crew.id}" if crew is not None else "crew"
+    return f"{named} ({' + '.join(route.members)})"
 
 
 @app.command()
