@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString
 
+from dispatch import matrix as matrix_module
 from dispatch.errors import NetworkError
 from dispatch.matrix import (
     UNREACHABLE,
+    ContractionBackend,
     ScipyBackend,
     TravelMatrix,
     build_matrices,
@@ -220,9 +222,91 @@ def test_explicit_backend_gives_the_same_matrix(
     networks: dict[TravelMode, RoadNetwork], points: list[Location]
 ) -> None:
     default = build_matrix(networks[TravelMode.BIKE], points)
-    explicit = build_matrix(networks[TravelMode.BIKE], points, backend=ScipyBackend())
+    explicit = build_matrix(networks[TravelMode.BIKE], points, backend=ContractionBackend())
     assert (default.duration_s == explicit.duration_s).all()
     assert (default.distance_m == explicit.distance_m).all()
+
+
+def lattice_network(side: int, *, seed: int = 3) -> RoadNetwork:
+    """A driving grid with faster arterials, uneven block lengths and one-way streets."""
+    rng = np.random.default_rng(seed)
+    graph = nx.MultiDiGraph()
+    for r in range(side):
+        for c in range(side):
+            graph.add_node(r * side + c, x=24.9 + c * 0.0015, y=60.1 + r * 0.0008)
+    for horizontal in (True, False):
+        for line in range(side):
+            speed_kph = 50.0 if line % 4 == 0 else 30.0
+            one_way = speed_kph == 30.0 and rng.random() < 0.3
+            for step in range(side - 1):
+                a, b = (line, step), (line, step + 1)
+                if not horizontal:
+                    a, b = a[::-1], b[::-1]
+                u, v = a[0] * side + a[1], b[0] * side + b[1]
+                length_m = 85.0 * rng.uniform(1.0, 1.2)
+                time_s = length_m / (speed_kph * rng.uniform(0.85, 1.0) / 3.6)
+                graph.add_edge(u, v, length=length_m, travel_time=time_s)
+                if not one_way:
+                    graph.add_edge(v, u, length=length_m, travel_time=time_s)
+    return RoadNetwork(TravelMode.DRIVE, graph, "lattice", access_speed_kph=4.5)
+
+
+@pytest.mark.parametrize("mode", list(TravelMode))
+def test_contraction_hierarchy_gives_the_scipy_matrix_on_helsinki(
+    networks: dict[TravelMode, RoadNetwork], mode: TravelMode
+) -> None:
+    rng = np.random.default_rng(11)
+    lats = rng.uniform(60.160, 60.178, 150)
+    lons = rng.uniform(24.925, 24.960, 150)
+    spread = [Location(float(a), float(b)) for a, b in zip(lats, lons, strict=True)]
+    fast = build_matrix(networks[mode], spread, backend=ContractionBackend())
+    exact = build_matrix(networks[mode], spread, backend=ScipyBackend())
+    assert np.abs(fast.duration_s - exact.duration_s).max() <= 1
+    assert np.abs(fast.distance_m - exact.distance_m).max() <= 1
+    assert ((fast.duration_s == UNREACHABLE) == (exact.duration_s == UNREACHABLE)).all()
+
+
+def test_contraction_hierarchy_on_a_one_way_lattice_and_between_parts() -> None:
+    network = lattice_network(24)
+    graph = network.graph
+    # A separate two-street island the lattice cannot reach, and that cannot reach it.
+    for node, x in ((9001, 25.2), (9002, 25.201), (9003, 25.202)):
+        graph.add_node(node, x=x, y=60.1)
+    for u, v in ((9001, 9002), (9002, 9003), (9003, 9002), (9002, 9001)):
+        graph.add_edge(u, v, length=55.0, travel_time=6.6)
+    nodes = np.array([*list(graph.nodes)[::7], 9001, 9003])
+    fast_s, fast_m = ContractionBackend(threads=2).shortest_paths(network, nodes, nodes[::-1])
+    exact_s, exact_m = ScipyBackend().shortest_paths(network, nodes, nodes[::-1])
+    assert np.array_equal(np.isfinite(fast_s), np.isfinite(exact_s))
+    assert not np.isfinite(fast_s[0, 0])  # the lattice to the island
+    finite = np.isfinite(exact_s)
+    assert np.abs(fast_s[finite] - exact_s[finite]).max() < 1e-6
+    assert np.abs(fast_m[finite] - exact_m[finite]).max() < 1e-6
+    # One-way streets make the lattice asymmetric, and the hierarchy keeps that.
+    forward_s, _ = ContractionBackend().shortest_paths(network, nodes[:40], nodes[:40])
+    assert np.abs(forward_s - forward_s.T).max() > 10
+
+
+def test_hierarchy_is_cached_on_disk_and_reused(tmp_path: Path) -> None:
+    network = lattice_network(12, seed=5)
+    corners = [Location(60.1, 24.9), Location(60.1088, 24.9165), Location(60.105, 24.905)]
+    first = build_matrix(network, corners, backend=ContractionBackend(cache_dir=tmp_path))
+    (cache_file,) = tmp_path.glob("hierarchy-*.npz")
+    # Mark the cached shortcut times: a backend that reads the file returns the mark.
+    matrix_module._HIERARCHIES.clear()
+    with np.load(cache_file) as data:
+        arrays = dict(data)
+    arrays["up_time_s"] = arrays["up_time_s"] + 1000.0
+    arrays["down_time_s"] = arrays["down_time_s"] + 1000.0
+    np.savez(cache_file, **arrays)
+    again = build_matrix(network, corners, backend=ContractionBackend(cache_dir=tmp_path))
+    off = ~np.eye(3, dtype=bool)
+    assert (again.duration_s[off] >= first.duration_s[off] + 1000).all()
+    matrix_module._HIERARCHIES.clear()
+    cached = build_matrix(network, corners, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("hierarchy-*.npz"))) == 1
+    assert len(list(tmp_path.glob("matrix-drive-*.npz"))) == 1
+    assert (cached.duration_s[off] > first.duration_s[off]).all()
 
 
 def test_matrix_cache_file_is_written_and_reused(
