@@ -35,6 +35,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_plan.py
+	$(BIN)/python bench/bench_scale.py
 	$(MAKE) --no-print-directory bench-solomon
 
 # Solver quality on Solomon VRPTW against PyVRP and VROOM (about 6 minutes; --all for 56).
