@@ -68,6 +68,8 @@ HOUR = 3600
 LAT0, LON0 = 60.05, 24.70
 BLOCK_M = 85.0
 M_PER_DEG = 111_195.0
+# Drivers on duty for each day size (about 6-7.5 % of the cases).
+COLLECTORS = {1000: 60, 5000: 300, 20000: 1500}
 FIELDS = ["section", "city", "nodes", "cases", "collectors", "method", "measure", "value"]
 
 
@@ -339,6 +341,15 @@ def compare_single(time_limit_s: float, rows: list) -> None:
         print(f"  {method}: {figures}", flush=True)
 
 
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """Write the rows so far (after each section, so that a long run keeps what it measured)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def main() -> None:
     """Run the benchmark sections and write the results."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -381,6 +392,7 @@ def main() -> None:
         day = generated_problem(1000, 60)
         for mode, network in load_networks(None, list(TravelMode)).items():
             bench_matrices(f"Helsinki {mode}", network, list(day.points()), None, rows)
+        write_rows(args.out, rows)
     if "days" not in args.skip:
         cache_dir = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
         print("building the lattice city's hierarchy once", flush=True)
@@ -402,7 +414,7 @@ def main() -> None:
         del city
         sizes = [200, 400] if args.quick else args.sizes
         for size in sizes:
-            collectors = max(1, round(size * 0.075))
+            collectors = COLLECTORS.get(size, max(1, round(size * 0.06)))
             for executor in args.executors:
                 if executor == "serial" and size > args.serial_up_to:
                     continue
@@ -437,16 +449,13 @@ def main() -> None:
                 for measure, value in figures.items():
                     rows.append({**common, "measure": measure, "value": value})
                 print(f"  {figures}", flush=True)
+                write_rows(args.out, rows)
         shutil.rmtree(cache_dir, ignore_errors=True)
     if "compare" not in args.skip:
         print("single solve against territories, Helsinki 1,000", flush=True)
         compare_single(20.0 if args.quick else 60.0, rows)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(args.out, rows)
     print(f"machine: {machine()}")
     print(f"date: {dt.date.today().isoformat()}; took {time.perf_counter() - began:.0f} s")
     print("| section | city | cases | collectors | method | measure | value |")
