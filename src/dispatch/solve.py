@@ -1,22 +1,40 @@
 """The OR-Tools routing model of a plan day: SolveParams, solve(problem, matrices) -> Plan.
 
-Also forms two-person crews (``pair_collectors``), since who works together
-is decided with the same travel matrices, before the day is solved.
+``solve`` hands the search to a backend (``backends.SearchBackend``): this
+module's OR-Tools model, or PyVRP (``solve_pyvrp``) for days that need no
+rule PyVRP lacks. Screening, timing, repair, insertion and reasons are the
+same whichever backend searched. Also forms two-person crews
+(``pair_collectors``), since who works together is decided with the same
+travel matrices, before the day is solved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+import multiprocessing
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from ortools.util.optional_boolean_pb2 import BOOL_TRUE
 
+from dispatch.backends import (
+    COST_PER_CENT,
+    HORIZON_S,
+    MAX_CENTS_PER_HOUR,
+    SearchBackend,
+    SearchDay,
+    SearchResult,
+    drop_penalty,
+)
 from dispatch.errors import InvalidProblemError
 from dispatch.explain import (
     Insertion,
@@ -30,7 +48,6 @@ from dispatch.explain import (
 )
 from dispatch.matrix import UNREACHABLE, TravelMatrix
 from dispatch.model import (
-    DAY_S,
     Case,
     Collector,
     Crew,
@@ -41,6 +58,7 @@ from dispatch.model import (
     TravelMode,
     Unassigned,
 )
+from dispatch.solve_pyvrp import PyvrpBackend
 
 # EVALUATOR_STRATEGY needs a callback that is never set here: OR-Tools refuses it.
 _FIRST_SOLUTIONS = frozenset(routing_enums_pb2.FirstSolutionStrategy.Value.keys()) - {
@@ -49,21 +67,8 @@ _FIRST_SOLUTIONS = frozenset(routing_enums_pb2.FirstSolutionStrategy.Value.keys(
 }
 _METAHEURISTICS = frozenset(routing_enums_pb2.LocalSearchMetaheuristic.Value.keys()) - {"UNSET"}
 
-# Objective units are 1/3600 cent, so that travel seconds times cents per hour is exact:
-# an arc costs travel_time_s * cents_per_hour and dropping a case costs value_cents * 3600.
-_COST_PER_CENT = 3600
-# Ceilings that keep every sum of arc costs and penalties far below 2**63: an arc costs
-# at most 2 days x 10**7 cents/h (1.7e12) and a drop 10**14 (a value of 2.8e10 cents;
-# larger values count as that much), so even 10**4 cases sum to about 10**18.
-_MAX_CENTS_PER_HOUR = 10**7
-_MAX_PENALTY = 10**14
 # A continuity price up to 10**10 cents keeps it (times 3600) below the drop ceiling.
 _MAX_CONTINUITY_CENTS = 10**10
-# Dropping an appointment costs this much more than its value (10**13 units are 2.8e9
-# cents, far above what a day's other visits are worth), so it is kept whenever it fits.
-_APPOINTMENT_PENALTY = 10**13
-# Latest time any cumul may take: model windows end by the second midnight.
-_HORIZON_S = 2 * DAY_S
 _TIMED_OUT = (
     routing_enums_pb2.RoutingSearchStatus.ROUTING_FAIL_TIMEOUT,
     routing_enums_pb2.RoutingSearchStatus.ROUTING_PARTIAL_SUCCESS_LOCAL_OPTIMUM_NOT_REACHED,
@@ -71,6 +76,15 @@ _TIMED_OUT = (
 # Seconds between two progress messages while the search improves.
 _PROGRESS_EVERY_S = 1.0
 _OBJECTIVES = ("travel", "balanced")
+BACKENDS = ("auto", "ortools", "pyvrp")
+# A portfolio's further OR-Tools searches start from these strategies, in this order: the
+# two insertions that won most often against each other on the Solomon instances first.
+_PORTFOLIO_FIRST_SOLUTIONS = (
+    "LOCAL_CHEAPEST_INSERTION",
+    "PARALLEL_CHEAPEST_INSERTION",
+    "SEQUENTIAL_CHEAPEST_INSERTION",
+    "SAVINGS",
+)
 
 
 @dataclass(frozen=True)
@@ -80,14 +94,14 @@ class SolveParams:
     Parameters
     ----------
     time_limit_s
-        Wall-clock limit of the OR-Tools search in seconds (> 0). Default 10 s.
+        Wall-clock limit of the search in seconds (> 0). Default 10 s.
     seed
-        0 <= seed < 2**31. Seed 0 gives the cases to OR-Tools in problem
+        0 <= seed < 2**31. Seed 0 gives the cases to the search in problem
         order; any other seed in an order shuffled by that seed, which
         changes how the search breaks ties, so that several seeds give several
         (equally valid) plans to choose from. The seed also seeds the
         constraint solver's random generator, which the strategies offered
-        here do not draw on in ortools 9.15. Default 0.
+        here do not draw on in ortools 9.15, and PyVRP's. Default 0.
     max_snap_m
         A case farther than this from the road network of a collector's mode
         (``TravelMatrix.snap_m``) cannot be visited by that collector, in
@@ -137,6 +151,35 @@ class SolveParams:
         makes a case worth dropping; it only steers the case to its preferred
         collector, who may spend up to this much more travel on it. Default
         1000 (10.00, twenty minutes of travel at the default price).
+    backend
+        Which search plans the day: ``"ortools"`` (the OR-Tools routing model
+        of this module, which models every rule), ``"pyvrp"`` (PyVRP's
+        iterated local search, ``solve_pyvrp``; the optional ``pyvrp``
+        package; refused for a day with a rule it cannot model: breaks,
+        kept visits, the balanced objective) or ``"auto"``: PyVRP when it is
+        installed, the day fits it and no OR-Tools search setting
+        (``first_solution``, ``metaheuristic``, ``solution_limit``) is
+        changed from its default, else OR-Tools. ``Plan.stats`` says which
+        backend searched (``backend_ortools`` or ``backend_pyvrp`` is 1) and,
+        under ``"auto"``, why PyVRP did not (``pyvrp_unfit_<code>`` is 1).
+        Default ``"auto"``: at the same time limit PyVRP's plans cost less
+        on the Solomon instances (see ``bench/README.md``) and on most
+        synthetic days without breaks (1-20 % on 7 of 8 days of 100-150
+        cases at 10 s, 55 % on a day of 400 cases; 3-5 % more on one day
+        where many appointments compete for binding visit caps).
+    iteration_limit
+        PyVRP only: stop after this many iterations (>= 1), or None for no
+        limit. With it, a PyVRP search that ends before the time limit is
+        deterministic for a seed. Default None.
+    workers
+        Searches run side by side in separate processes, each for the full
+        time limit, keeping the plan with the lowest objective (the first
+        search's on a tie) (>= 1). The first search is the chosen backend's
+        with these settings; further ones are OR-Tools searches from other
+        first-solution strategies (``LOCAL_CHEAPEST_INSERTION``,
+        ``PARALLEL_CHEAPEST_INSERTION``, ...), or, when PyVRP searches first,
+        OR-Tools with these settings. Capped at the number of CPU cores this
+        process may use. Default 1.
 
     Notes
     -----
@@ -147,9 +190,12 @@ class SolveParams:
     plan is deterministic when the search ends for another reason first:
     with ``solution_limit`` reached within the time limit, or with
     ``GREEDY_DESCENT`` reaching its local optimum within the time limit
-    (``Plan.stats["stopped_by_time_limit"]`` is 0 then). Everything after
-    the search (timing, inserting cases the search left out although they
-    pay, reasons) is deterministic.
+    (``Plan.stats["stopped_by_time_limit"]`` is 0 then). A PyVRP search is
+    deterministic for a seed when it stops on ``iteration_limit`` within
+    the time limit. A portfolio keeps the cheapest plan, the first search's
+    on a tie, so it is deterministic when each of its searches is. Everything
+    after the search (timing, inserting cases the search left out although
+    they pay, reasons) is deterministic.
     """
 
     time_limit_s: float = 10.0
@@ -163,6 +209,9 @@ class SolveParams:
     objective: str = "travel"
     balance_cost_cents_per_hour: int = 6000
     continuity_cost_cents: int = 1000
+    backend: str = "auto"
+    iteration_limit: int | None = None
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
@@ -177,8 +226,8 @@ class SolveParams:
             "balance_cost_cents_per_hour",
         ):
             value = getattr(self, name)
-            if not 0 <= value <= _MAX_CENTS_PER_HOUR:
-                raise InvalidProblemError(f"{name} {value} must be in 0..{_MAX_CENTS_PER_HOUR}")
+            if not 0 <= value <= MAX_CENTS_PER_HOUR:
+                raise InvalidProblemError(f"{name} {value} must be in 0..{MAX_CENTS_PER_HOUR}")
         if self.first_solution not in _FIRST_SOLUTIONS:
             known = ", ".join(sorted(_FIRST_SOLUTIONS))
             raise InvalidProblemError(
@@ -198,6 +247,14 @@ class SolveParams:
                 f"continuity_cost_cents {self.continuity_cost_cents} must be in "
                 f"0..{_MAX_CONTINUITY_CENTS}"
             )
+        if self.backend not in BACKENDS:
+            raise InvalidProblemError(
+                f"backend '{self.backend}' is not one of {', '.join(BACKENDS)}"
+            )
+        if self.iteration_limit is not None and self.iteration_limit < 1:
+            raise InvalidProblemError(f"iteration limit {self.iteration_limit} must be >= 1")
+        if self.workers < 1:
+            raise InvalidProblemError(f"workers {self.workers} must be >= 1")
 
 
 def solve(
@@ -213,14 +270,18 @@ def solve(
     Each route belongs to a team (``Problem.teams()``): a collector alone or
     a crew, whose members then work only on the crew's route. Cases that no
     team could visit even alone are screened out first
-    (``explain.screen_cases``). The rest go into an OR-Tools routing model
-    as optional visits whose dropping costs their value (an appointment's
-    dropping costs more than any value, so it is kept whenever it fits);
-    travel costs ``travel_cost_cents_per_hour``; breaks are break intervals
-    of the time dimension; a visit by someone else than the case's preferred
-    collector costs ``continuity_cost_cents``. After the search, cases it
-    left out although they fit somewhere for less travel than they are worth
-    (and appointments that fit anywhere) are inserted, routes are timed by
+    (``explain.screen_cases``). The rest go to a search backend
+    (``SolveParams.backend``, see ``choose_backend``): the OR-Tools routing
+    model of this module or PyVRP (``solve_pyvrp``), as optional visits
+    whose dropping costs their value (an appointment's dropping costs more
+    than any value, so it is kept whenever it fits); travel costs
+    ``travel_cost_cents_per_hour``; breaks are break intervals of the
+    OR-Tools time dimension; a visit by someone else than the case's
+    preferred collector costs ``continuity_cost_cents``. With
+    ``SolveParams.workers`` > 1, several searches run side by side and the
+    cheapest plan is kept. Whichever backend searched, cases it left out
+    although they fit somewhere for less travel than they are worth (and
+    appointments that fit anywhere) are then inserted, routes are timed by
     ``explain.time_route``, and every case not on a route gets its reason.
 
     Parameters
@@ -271,54 +332,193 @@ def solve(
     candidates = [problem.case(case_id) for case_id in allowed]
     if params.seed:
         random.Random(params.seed).shuffle(candidates)
+    day = SearchDay(problem, matrices, tuple(candidates), allowed, kept)
 
-    orders: dict[str, list[str]] = {t.id: list(kept.get(t.id, ())) for t in problem.teams()}
+    backend, unfit = choose_backend(day, params)
+    if unfit:
+        report(f"searching with OR-Tools: {'; '.join(unfit.values())}")
+    searches = _portfolio(backend, params) if candidates else [(backend, params)]
+    results = _run_searches(day, searches, report) if candidates else [SearchResult(None, {})]
+    outcomes = {
+        i: _complete(day, result, params) for i, result in enumerate(results) if result is not None
+    }
+    # The lowest objective wins; on a tie the earlier search, so the choice is repeatable.
+    winner = min(outcomes, key=lambda i: (outcomes[i].objective, i))
+    outcome = outcomes[winner]
     stats: dict[str, float] = {"screened_cases": float(len(screened))}
-    if candidates:
-        model = _build_model(problem, matrices, candidates, allowed, kept, params)
-        searched, search_stats = _search(model, params, report)
-        if searched is not None:
-            orders.update(searched)
-        stats.update(search_stats)
-    repaired = _repair(problem, matrices, orders, kept, params)
-    stats["repaired_visits"] = float(len(repaired))
-    routed = {case_id for order in orders.values() for case_id in order}
-    left_out = [c.id for c in candidates if c.id not in routed]
-    inserted = _insert_paying(problem, matrices, orders, left_out, allowed, params)
-    stats["inserted_after_search"] = float(len(inserted))
-    if inserted:
-        report(f"inserted {len(inserted)} case(s) the search left out")
+    stats[f"backend_{searches[winner][0].name}"] = 1.0
+    stats.update({f"pyvrp_unfit_{code}": 1.0 for code in unfit})
+    if len(searches) > 1:
+        stats["portfolio_searches"] = float(len(searches))
+        stats["portfolio_failed"] = float(len(searches) - len(outcomes))
+        stats["portfolio_winner"] = float(winner)
+    stats.update(outcome.search_stats)
+    stats["repaired_visits"] = float(len(outcome.repaired))
+    stats["inserted_after_search"] = float(len(outcome.inserted))
+    if outcome.inserted:
+        report(f"inserted {len(outcome.inserted)} case(s) the search left out")
 
-    routes = tuple(
-        time_route(problem, matrices, t.id, orders[t.id]) for t in problem.teams() if orders[t.id]
-    )
-    still_out = [case_id for case_id in left_out if case_id not in inserted]
     dropped = explain_dropped(
         problem,
         matrices,
-        routes,
-        still_out,
+        outcome.routes,
+        outcome.left_out,
         max_snap_m=params.max_snap_m,
         travel_cost_cents_per_hour=params.travel_cost_cents_per_hour,
         continuity_cost_cents=params.continuity_cost_cents,
         protected=[c for order in kept.values() for c in order],
     )
-    unexplained = set(still_out) - set(dropped)
+    unexplained = set(outcome.left_out) - set(dropped)
     if unexplained:
         raise AssertionError(f"cases fit profitably but were not inserted: {sorted(unexplained)}")
     reasons = {**screened, **dropped}
     unassigned = tuple(reasons[c.id] for c in problem.cases if c.id in reasons)
     report(
-        f"planned {sum(len(r.stops) for r in routes)} visits on {len(routes)} routes; "
-        f"{len(unassigned)} case(s) unassigned"
+        f"planned {sum(len(r.stops) for r in outcome.routes)} visits on "
+        f"{len(outcome.routes)} routes; {len(unassigned)} case(s) unassigned"
     )
-    stats.update(plan_stats(problem, routes, unassigned))
+    stats.update(plan_stats(problem, outcome.routes, unassigned))
     return Plan(
-        routes=routes,
+        routes=outcome.routes,
         unassigned=unassigned,
-        objective=_objective_cents(problem, routes, unassigned, params),
+        objective=outcome.objective,
         solve_time_s=time.perf_counter() - began,
         stats=stats,
+    )
+
+
+_ORTOOLS_SETTINGS = ("first_solution", "metaheuristic", "solution_limit")
+
+
+def choose_backend(day: SearchDay, params: SolveParams) -> tuple[SearchBackend, dict[str, str]]:
+    """The backend that searches the day, and why PyVRP does not (code -> sentence).
+
+    ``"ortools"`` and ``"pyvrp"`` are taken as asked; asking PyVRP for a day
+    it cannot model raises ``InvalidProblemError`` naming what it lacks.
+    ``"auto"`` takes PyVRP unless an OR-Tools search setting
+    (``first_solution``, ``metaheuristic``, ``solution_limit``) differs from
+    its default or PyVRP is unfit for the day (``PyvrpBackend.unfit``); the
+    reasons are then returned.
+    """
+    if params.backend == "ortools":
+        return ORTOOLS, {}
+    defaults = SolveParams()
+    changed = [n for n in _ORTOOLS_SETTINGS if getattr(params, n) != getattr(defaults, n)]
+    unfit = PYVRP.unfit(day, params)
+    if params.backend == "pyvrp":
+        if unfit:
+            raise InvalidProblemError(
+                f"the pyvrp backend cannot plan this day: {'; '.join(unfit.values())}"
+            )
+        return PYVRP, {}
+    if changed:
+        given = f"OR-Tools search settings are given ({', '.join(changed)})"
+        unfit = {"ortools_settings": given, **unfit}
+    if unfit:
+        return ORTOOLS, unfit
+    return PYVRP, {}
+
+
+def _portfolio(
+    backend: SearchBackend, params: SolveParams
+) -> list[tuple[SearchBackend, SolveParams]]:
+    """The searches to run side by side: the chosen one first, then OR-Tools variants."""
+    searches = [(backend, params)]
+    workers = min(params.workers, _usable_cores())
+    if backend is not ORTOOLS and workers > 1:
+        searches.append((ORTOOLS, params))
+    others = [s for s in _PORTFOLIO_FIRST_SOLUTIONS if s != params.first_solution]
+    for strategy in others[: workers - len(searches)]:
+        searches.append((ORTOOLS, dataclasses.replace(params, first_solution=strategy)))
+    return searches
+
+
+def _usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _run_searches(
+    day: SearchDay,
+    searches: Sequence[tuple[SearchBackend, SolveParams]],
+    report: Callable[[str], None],
+) -> list[SearchResult | None]:
+    """Run the searches, the first here and the others in processes of their own.
+
+    A search whose process fails is None; the first one never is.
+    """
+    (first, params), rest = searches[0], searches[1:]
+    if not rest:
+        return [first.search(day, params, report)]
+    deadline = time.monotonic() + params.time_limit_s
+    report(f"running {len(searches)} searches side by side")
+    context = multiprocessing.get_context("forkserver")
+    # Workers fork from a server that has imported the main module and this one once, so
+    # that a search starts at once; forking this process could copy a lock held by a thread.
+    context.set_forkserver_preload(["__main__", __name__])
+    with ProcessPoolExecutor(max_workers=len(rest), mp_context=context) as pool:
+        futures = [
+            pool.submit(_search_apart, backend.name, day, other, deadline)
+            for backend, other in rest
+        ]
+        results: list[SearchResult | None] = [first.search(day, params, report)]
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BrokenProcessPool as error:
+                # The first search's plan stands; a lost side search only loses its chance.
+                report(f"a side search failed ({error}); keeping the others")
+                results.append(None)
+    return results
+
+
+def _search_apart(
+    backend_name: str, day: SearchDay, params: SolveParams, deadline: float
+) -> SearchResult:
+    """Run one search of a portfolio in a worker process, until the shared deadline."""
+    backend = {b.name: b for b in (ORTOOLS, PYVRP)}[backend_name]
+    # Starting the worker took some of the time; the search gets what is left of it.
+    remaining_s = max(0.01, deadline - time.monotonic())
+    return backend.search(day, dataclasses.replace(params, time_limit_s=remaining_s), _silent)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A search's orders after repair and insertion, timed, with their objective in cents."""
+
+    search_stats: dict[str, float]
+    routes: tuple[Route, ...]
+    repaired: list[str]
+    inserted: list[str]
+    left_out: list[str]
+    objective: int
+
+
+def _complete(day: SearchDay, searched: SearchResult, params: SolveParams) -> _Outcome:
+    """Repair a search's orders, insert the cases that pay, and time the routes."""
+    problem, matrices = day.problem, day.matrices
+    orders: dict[str, list[str]] = {t.id: list(day.kept.get(t.id, ())) for t in problem.teams()}
+    if searched.orders is not None:
+        orders.update({team_id: list(order) for team_id, order in searched.orders.items()})
+    repaired = _repair(problem, matrices, orders, day.kept, params)
+    routed = {case_id for order in orders.values() for case_id in order}
+    left_out = [c.id for c in day.cases if c.id not in routed]
+    inserted = _insert_paying(problem, matrices, orders, left_out, day.allowed, params)
+    routes = tuple(
+        time_route(problem, matrices, t.id, orders[t.id]) for t in problem.teams() if orders[t.id]
+    )
+    visited = {case_id for order in orders.values() for case_id in order}
+    unrouted = [c.id for c in problem.cases if c.id not in visited]
+    return _Outcome(
+        search_stats=searched.stats,
+        routes=routes,
+        repaired=repaired,
+        inserted=inserted,
+        left_out=[case_id for case_id in left_out if case_id not in inserted],
+        objective=_objective_cents(problem, routes, unrouted, params),
     )
 
 
@@ -508,6 +708,28 @@ def _kept_orders(
     return kept
 
 
+class OrtoolsBackend:
+    """Search with the OR-Tools routing model of this module; it models every rule."""
+
+    name = "ortools"
+
+    def unfit(self, day: SearchDay, params: SolveParams) -> dict[str, str]:
+        """OR-Tools models every rule of a day: nothing is unfit."""
+        return {}
+
+    def search(
+        self, day: SearchDay, params: SolveParams, report: Callable[[str], None]
+    ) -> SearchResult:
+        """Build the routing model of the day and search it (``params`` as documented)."""
+        model = _build_model(day.problem, day.matrices, day.cases, day.allowed, day.kept, params)
+        orders, stats = _search(model, params, report)
+        return SearchResult(orders, stats)
+
+
+ORTOOLS = OrtoolsBackend()
+PYVRP = PyvrpBackend()
+
+
 @dataclass
 class _Model:
     """An OR-Tools routing model and what its nodes and vehicles stand for."""
@@ -558,7 +780,7 @@ def _build_model(
     # continuity price (each visit is left exactly once).
     surcharge = np.zeros(len(points), dtype=np.int64)
     surcharge[:n_nodes] = [
-        params.continuity_cost_cents * _COST_PER_CENT if n.continuity else 0 for n in nodes
+        params.continuity_cost_cents * COST_PER_CENT if n.continuity else 0 for n in nodes
     ]
     transit_ids: dict[TravelMode, int] = {}
     cost_ids: dict[TravelMode, int] = {}
@@ -569,14 +791,14 @@ def _build_model(
         transit_ids[mode] = routing.RegisterTransitMatrix((travel + service_s[:, None]).tolist())
         # Arcs longer than the horizon are infeasible in time anyway; capping their price
         # keeps every sum of arc costs far from int64 overflow.
-        priced = np.minimum(duration, _HORIZON_S) * params.travel_cost_cents_per_hour
+        priced = np.minimum(duration, HORIZON_S) * params.travel_cost_cents_per_hour
         cost_ids[mode] = routing.RegisterTransitMatrix((priced + surcharge[:, None]).tolist())
     for vehicle, team in enumerate(fleet):
         routing.SetArcCostEvaluatorOfVehicle(cost_ids[team.mode], vehicle)
 
     # Time: the cumul of a visit is its start; slack is waiting; shifts bound starts and ends.
     routing.AddDimensionWithVehicleTransits(
-        [transit_ids[t.mode] for t in fleet], _HORIZON_S, _HORIZON_S, False, "time"
+        [transit_ids[t.mode] for t in fleet], HORIZON_S, HORIZON_S, False, "time"
     )
     time_dimension = routing.GetDimensionOrDie("time")
     for vehicle, team in enumerate(fleet):
@@ -600,7 +822,7 @@ def _build_model(
         # Working time (travel and visits, no waiting) from zero: its global span is the
         # busiest team's working time, which the balance price pushes down.
         routing.AddDimensionWithVehicleTransits(
-            [transit_ids[t.mode] for t in fleet], 0, _HORIZON_S, True, "work"
+            [transit_ids[t.mode] for t in fleet], 0, HORIZON_S, True, "work"
         )
         routing.GetDimensionOrDie("work").SetGlobalSpanCostCoefficient(
             params.balance_cost_cents_per_hour
@@ -628,13 +850,11 @@ def _build_model(
                 nodes[manager.IndexToNode(indices[0])].vehicles[0]
             )
             continue
-        penalty = case.value * _COST_PER_CENT
-        if any(nodes[manager.IndexToNode(i)].continuity for i in indices):
-            # Dropping the case loses its continuity too, so the price never pays for a drop.
-            penalty += params.continuity_cost_cents * _COST_PER_CENT
-        if case.appointment_s is not None:
-            penalty += _APPOINTMENT_PENALTY
-        routing.AddDisjunction(indices, min(penalty, _MAX_PENALTY), 1)
+        continuity = any(nodes[manager.IndexToNode(i)].continuity for i in indices)
+        penalty = drop_penalty(
+            case, continuity_cents=params.continuity_cost_cents if continuity else 0
+        )
+        routing.AddDisjunction(indices, penalty, 1)
     # Kept visits stay in their order: each starts after the one before it has ended.
     for order in kept.values():
         for first, then in itertools.pairwise(order):
@@ -781,7 +1001,7 @@ def _search(
     if solution is None or progress.solutions == 0:
         report("the search found no solution; building routes by insertion")
         return None, stats
-    stats["search_objective_cents"] = solution.ObjectiveValue() / _COST_PER_CENT
+    stats["search_objective_cents"] = solution.ObjectiveValue() / COST_PER_CENT
     orders: dict[str, list[str]] = {t.id: [] for t in model.fleet}
     for vehicle, team in enumerate(model.fleet):
         index = solution.Value(routing.NextVar(routing.Start(vehicle)))
@@ -814,7 +1034,7 @@ class _Progress:
     def __call__(self) -> None:
         self.solutions += 1
         # Metaheuristics also accept worse solutions, so the best one is tracked apart.
-        self.best_cents = min(self.best_cents, self.routing.CostVar().Max() / _COST_PER_CENT)
+        self.best_cents = min(self.best_cents, self.routing.CostVar().Max() / COST_PER_CENT)
         now = time.perf_counter()
         if now - self.last_report_s >= _PROGRESS_EVERY_S:
             self.last_report_s = now
@@ -918,15 +1138,16 @@ def _gain(problem: Problem, case: Case, fit: Insertion, params: SolveParams) -> 
     credit = case.value
     if case.preferred_collector in problem.team(fit.collector_id).member_ids:
         credit += params.continuity_cost_cents
-    return credit * _COST_PER_CENT - fit.extra_travel_s * params.travel_cost_cents_per_hour
+    return credit * COST_PER_CENT - fit.extra_travel_s * params.travel_cost_cents_per_hour
 
 
 def _objective_cents(
     problem: Problem,
     routes: Sequence[Route],
-    unassigned: Sequence[Unassigned],
+    unrouted: Iterable[str],
     params: SolveParams,
 ) -> int:
+    """Travel cost, value of the cases not on a route, continuity lost (and balance), in cents."""
     travel_s = sum(r.travel_time_s for r in routes)
     span_s = sum(r.end_s - r.start_s for r in routes)
     priced = travel_s * params.travel_cost_cents_per_hour + span_s * params.span_cost_cents_per_hour
@@ -943,8 +1164,8 @@ def _objective_cents(
         for c in problem.cases
     )
     return (
-        round(priced / _COST_PER_CENT)
-        + sum(problem.case(u.case_id).value for u in unassigned)
+        round(priced / COST_PER_CENT)
+        + sum(problem.case(case_id).value for case_id in unrouted)
         + lost * params.continuity_cost_cents
     )
 

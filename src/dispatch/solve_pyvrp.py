@@ -1,0 +1,404 @@
+"""The PyVRP search backend: plan days that need no rule PyVRP lacks with its iterated local search.
+
+PyVRP (an optional dependency, ``pip install 'dispatch[pyvrp]'``) is imported
+only when a day is searched with it. The day maps onto PyVRP 0.14 as:
+
+- each team is a vehicle type of one vehicle, starting and ending at its own
+  points (depots), within its shift, on its travel mode's matrix (profile);
+- each case is an optional client whose prize is what dropping it costs
+  (``backends.drop_penalty``); a case with several start windows is one
+  client per window in a mutually exclusive client group;
+- travel is priced through the distance matrix (seconds x cents per hour, in
+  the shared objective units) and the span price through the route duration;
+- the visit cap is a load dimension (each visit loads 1); teams that may not
+  visit a case (skills, crew size, snap limit) get no room in a load
+  dimension of that case's class;
+- the continuity price is added to every arc into a case on the profiles of
+  teams other than its preferred one.
+
+Breaks, kept visits and the balanced objective have no PyVRP counterpart: a
+day with any of them is ``unfit`` and ``solve`` plans it with OR-Tools.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dispatch.backends import (
+    COST_PER_CENT,
+    HORIZON_S,
+    SearchDay,
+    SearchResult,
+    drop_penalty,
+)
+from dispatch.matrix import UNREACHABLE
+from dispatch.model import Case, Team
+
+if TYPE_CHECKING:
+    from dispatch.solve import SolveParams
+
+# Profiles hold two square matrices each; past this many cells in all (about 1.6 GB of
+# int64) the model would not fit comfortably in memory, so the day goes to OR-Tools.
+_MAX_PROFILE_CELLS = 10**8
+# An arc longer than the horizon can be on no route; a shorter stand-in keeps PyVRP's
+# time-warp arithmetic far from int64 overflow while still breaking every window.
+_NEVER_S = HORIZON_S + 1
+# The largest prize PyVRP gets, in its cost units (see ``_unit``).
+_MAX_PRIZE = 10**10
+# PyVRP adapts its penalties every 500 solutions by default. Prizes here span orders of
+# magnitude (appointments above all) and days of 100-150 cases take 400-1000 iterations
+# a second, so at 500 a search could spend a 10 s limit without one feasible candidate.
+# Every 50 cut a synthetic day with 18 appointments by 20 % at 10 s and left other days
+# and the Solomon gaps within noise.
+_SOLUTIONS_BETWEEN_UPDATES = 50
+# Seconds between two progress messages while the search improves.
+_PROGRESS_EVERY_S = 1.0
+
+
+def pyvrp_installed() -> bool:
+    """Whether the optional ``pyvrp`` package can be imported."""
+    return importlib.util.find_spec("pyvrp") is not None
+
+
+class PyvrpBackend:
+    """Search with PyVRP's iterated local search (see the module docstring)."""
+
+    name = "pyvrp"
+
+    def unfit(self, day: SearchDay, params: SolveParams) -> dict[str, str]:
+        """The rules of the day PyVRP cannot model, with a sentence each; empty when none."""
+        found: dict[str, str] = {}
+        if not pyvrp_installed():
+            found["not_installed"] = (
+                "the pyvrp package is not installed (pip install 'dispatch[pyvrp]')"
+            )
+        fleet = day.fleet()
+        breaking = [t.id for t in fleet if t.break_window is not None and t.break_s > 0]
+        if breaking:
+            found["breaks"] = f"PyVRP plans no breaks, and {_few(breaking)} take one"
+        if any(day.kept.values()):
+            found["kept_visits"] = "PyVRP cannot hold visits in place"
+        if params.objective != "travel":
+            found["objective"] = f"PyVRP has no '{params.objective}' objective"
+        if fleet:
+            cells = 2 * len(_profiles(day, fleet, params)) * (len(day.cases) + 2 * len(fleet)) ** 2
+            if cells > _MAX_PROFILE_CELLS:
+                found["size"] = (
+                    f"the day needs {cells:,} matrix cells in PyVRP, more than "
+                    f"{_MAX_PROFILE_CELLS:,}"
+                )
+        return found
+
+    def search(
+        self, day: SearchDay, params: SolveParams, report: Callable[[str], None]
+    ) -> SearchResult:
+        """Build the PyVRP data of the day, search it, and read back each team's order."""
+        import pyvrp
+        from pyvrp.exceptions import PenaltyBoundWarning
+        from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+
+        model = _build_data(day, params)
+        stops: list[Any] = [MaxRuntime(params.time_limit_s)]
+        if params.iteration_limit is not None:
+            stops.append(MaxIterations(params.iteration_limit))
+        progress = _progress(report)
+        solver_params = pyvrp.SolveParams(
+            ils=pyvrp.IteratedLocalSearchParams(callbacks=progress),
+            penalty=model.penalties.params(),
+        )
+        report(
+            f"searching {len(day.cases)} cases x {len(model.fleet)} teams with PyVRP "
+            f"for up to {params.time_limit_s:g} s"
+        )
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            # A penalty at its ceiling means the search keeps to plans without violations;
+            # leaving every case out is always such a plan, so there is nothing to warn of.
+            warnings.simplefilter("ignore", PenaltyBoundWarning)
+            result = pyvrp.solve(
+                model.data,
+                MultipleCriteria(stops),
+                seed=params.seed,
+                collect_stats=False,
+                params=solver_params,
+            )
+        search_s = time.perf_counter() - started
+        stats = {
+            "modelled_cases": float(len(day.cases)),
+            "modelled_collectors": float(len(model.fleet)),
+            "search_time_s": search_s,
+            "search_iterations": float(result.num_iterations),
+            "solutions_found": float(progress.improvements),
+            "stopped_by_time_limit": float(
+                params.iteration_limit is None or result.num_iterations < params.iteration_limit
+            ),
+        }
+        if not result.is_feasible():
+            report("PyVRP found no solution that keeps every rule; building routes by insertion")
+            return SearchResult(None, stats)
+        stats["search_objective_cents"] = result.cost() * model.unit / COST_PER_CENT
+        orders: dict[str, list[str]] = {t.id: [] for t in model.fleet}
+        for route in result.best.routes():
+            team = model.fleet[route.vehicle_type()]
+            orders[team.id] = [
+                model.clients[visit.idx].id for visit in route.schedule() if visit.is_client()
+            ]
+        return SearchResult(orders, stats)
+
+
+@dataclass(frozen=True)
+class _Data:
+    """PyVRP problem data and what its clients and vehicle types stand for."""
+
+    data: Any
+    clients: Sequence[Case]
+    """The case of each client (a case with several windows has several clients)."""
+    fleet: Sequence[Team]
+    """The team of each vehicle type."""
+    penalties: Any
+    """PyVRP penalty parameters scaled to the day (``_Penalties``)."""
+    unit: int
+    """Objective units (``backends.COST_PER_CENT``) per PyVRP cost unit."""
+
+
+def _build_data(day: SearchDay, params: SolveParams) -> _Data:
+    """Map the day onto PyVRP's ``ProblemData`` (see the module docstring)."""
+    import pyvrp
+
+    problem = day.problem
+    fleet = day.fleet()
+    n_teams = len(fleet)
+    # Locations: each team's start, each team's end, then each case.
+    points = np.array(
+        [problem.start_index(t.position) for t in fleet]
+        + [problem.end_index(t.position) for t in fleet]
+        + [problem.case_index(c.id) for c in day.cases],
+        dtype=np.int64,
+    )
+    locations = [pyvrp.Location(0.0, 0.0) for _ in points]
+    depots = [pyvrp.Depot(location) for location in range(2 * n_teams)]
+    classes = _load_classes(day, fleet, params)
+    capped = any(t.max_visits is not None for t in fleet)
+    prizes = _prizes(day, fleet, params)
+    unit = _unit(max(prizes.values(), default=1))
+
+    clients: list[Any] = []
+    owners: list[Case] = []
+    groups: list[list[int]] = []
+    for offset, case in enumerate(day.cases):
+        windows = case.start_windows
+        group = None
+        if len(windows) > 1:
+            group = len(groups)
+            groups.append(list(range(len(clients), len(clients) + len(windows))))
+        load = [1] * capped + [int(case.id in members) for members in classes.values()]
+        for window in windows:
+            clients.append(
+                pyvrp.Client(
+                    location=2 * n_teams + offset,
+                    delivery=load,
+                    service_duration=case.service_s,
+                    tw_early=window.start_s,
+                    tw_late=window.end_s,
+                    prize=max(1, prizes[case.id] // unit),
+                    required=False,
+                    group=group,
+                    name=case.id,
+                )
+            )
+            owners.append(case)
+
+    profiles = _profiles(day, fleet, params)
+    profile_of = {key: index for index, key in enumerate(profiles)}
+    vehicle_types = []
+    for vehicle, team in enumerate(fleet):
+        cap = [len(clients) if team.max_visits is None else team.max_visits] * capped
+        room = [0 if team.id in excluded else len(clients) for excluded in classes]
+        vehicle_types.append(
+            pyvrp.VehicleType(
+                num_available=1,
+                capacity=cap + room,
+                start_depot=vehicle,
+                end_depot=n_teams + vehicle,
+                tw_early=team.shift.start_s,
+                tw_late=team.shift.end_s,
+                unit_distance_cost=1,
+                unit_duration_cost=round(params.span_cost_cents_per_hour / unit),
+                profile=profile_of[_profile_key(day, team, params)],
+                name=team.id,
+            )
+        )
+    distances: list[Any] = []
+    durations: list[Any] = []
+    for mode, preferred in profiles:
+        duration = day.matrices[mode].duration_s[np.ix_(points, points)].astype(np.int64)
+        unreachable = duration >= UNREACHABLE
+        distance = np.minimum(duration, HORIZON_S) * params.travel_cost_cents_per_hour
+        distance += _surcharges(day, params, preferred)[None, :]
+        np.fill_diagonal(distance, 0)
+        durations.append(np.where(unreachable, _NEVER_S, np.minimum(duration, _NEVER_S)))
+        distances.append(np.rint(distance / unit).astype(np.int64))
+    data = pyvrp.ProblemData(
+        locations=locations,
+        clients=clients,
+        depots=depots,
+        vehicle_types=vehicle_types,
+        distance_matrices=distances,
+        duration_matrices=durations,
+        groups=[pyvrp.ClientGroup(members, required=False) for members in groups],
+    )
+    # Penalties start where a second late or a visit over a cap costs about what a second
+    # of travel or a median visit is worth, and may grow until no violation ever pays.
+    top = max(c.prize for c in clients) if clients else 1
+    penalties = _Penalties(
+        max_penalty=float(2 * top),
+        initial_load=float(np.median([c.prize for c in clients])) if clients else 1.0,
+        initial_time_warp=max(1.0, 10 * params.travel_cost_cents_per_hour / unit),
+    )
+    return _Data(data, owners, fleet, penalties, unit)
+
+
+def _prizes(day: SearchDay, fleet: Sequence[Team], params: SolveParams) -> dict[str, int]:
+    """What dropping each case costs, in objective units (``backends.COST_PER_CENT``).
+
+    As ``backends.drop_penalty``, except that an appointment's surcharge is
+    the most that the rest of the day could weigh (every other case's prize
+    and every team's whole shift in travel and span) rather than a fixed
+    ceiling: a surcharge far beyond the day's scale would keep PyVRP's
+    penalties from ever making a late appointment cost more than it gains.
+    """
+    plain = {
+        case.id: drop_penalty(
+            dataclasses.replace(case, appointment_s=None),
+            continuity_cents=params.continuity_cost_cents if day.preferred_team(case) else 0,
+        )
+        for case in day.cases
+    }
+    rate = params.travel_cost_cents_per_hour + params.span_cost_cents_per_hour
+    surcharge = sum(plain.values()) + sum(t.shift.duration_s for t in fleet) * rate + 1
+    return {
+        case.id: plain[case.id] + (surcharge if case.appointment_s is not None else 0)
+        for case in day.cases
+    }
+
+
+def _unit(top_prize: int) -> int:
+    """Objective units per PyVRP cost unit: a power of ten that keeps prizes below 10**10.
+
+    PyVRP's penalties must be able to exceed the largest prize per second
+    late and per visit over a cap; below 10**10, a penalty times a horizon of
+    late seconds on every route stays far from int64 overflow.
+    """
+    return 10 ** max(0, math.ceil(math.log10(max(top_prize, 1) / _MAX_PRIZE)))
+
+
+def _load_classes(
+    day: SearchDay, fleet: Sequence[Team], params: SolveParams
+) -> dict[frozenset[str], set[str]]:
+    """Teams barred from some cases (skills, crew size, snap limit) -> those cases.
+
+    Each class becomes a load dimension where its cases load 1 and the barred
+    teams have no room. Teams that may visit a case but cannot fit it in
+    time need no class: PyVRP's windows and matrices already keep them off.
+    """
+    classes: dict[frozenset[str], set[str]] = {}
+    for case in day.cases:
+        barred = frozenset(t.id for t in fleet if not _qualified(day, t, case, params))
+        if barred:
+            classes.setdefault(barred, set()).add(case.id)
+    return classes
+
+
+def _qualified(day: SearchDay, team: Team, case: Case, params: SolveParams) -> bool:
+    """Whether the team holds the case's skills and crew size and its mode reaches it."""
+    snap_m = day.matrices[team.mode].snap_m[day.problem.case_index(case.id)]
+    return team.can_serve(case) and bool(snap_m <= params.max_snap_m)
+
+
+def _profile_key(day: SearchDay, team: Team, params: SolveParams) -> tuple[str, str | None]:
+    """A team travels on its mode's profile, or its own when cases prefer it."""
+    if params.continuity_cost_cents and any(day.preferred_team(c) == team.id for c in day.cases):
+        return team.mode.value, team.id
+    return team.mode.value, None
+
+
+def _profiles(
+    day: SearchDay, fleet: Sequence[Team], params: SolveParams
+) -> list[tuple[Any, str | None]]:
+    """Distinct (mode, preferred team) profiles of the fleet, in fleet order."""
+    keys = dict.fromkeys(_profile_key(day, t, params) for t in fleet)
+    modes = {t.mode.value: t.mode for t in fleet}
+    return [(modes[mode], team_id) for mode, team_id in keys]
+
+
+def _surcharges(day: SearchDay, params: SolveParams, team_id: str | None) -> np.ndarray:
+    """Continuity price of arriving at each location on a profile, in objective units."""
+    n_depots = 2 * len(day.fleet())
+    surcharge = np.zeros(n_depots + len(day.cases), dtype=np.int64)
+    if not params.continuity_cost_cents:
+        return surcharge
+    for offset, case in enumerate(day.cases):
+        preferred = day.preferred_team(case)
+        if preferred is not None and preferred != team_id:
+            surcharge[n_depots + offset] = params.continuity_cost_cents * COST_PER_CENT
+    return surcharge
+
+
+def _progress(report: Callable[[str], None]) -> Any:
+    """PyVRP search callbacks that count new best plans and report now and then."""
+    from pyvrp import IteratedLocalSearchCallbacks
+
+    class Progress(IteratedLocalSearchCallbacks):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.improvements = 0
+            self.last_report_s = -math.inf
+
+        def on_best(self, best: Any) -> None:
+            self.improvements += 1
+            now = time.perf_counter()
+            if now - self.last_report_s >= _PROGRESS_EVERY_S:
+                self.last_report_s = now
+                plural = "" if self.improvements == 1 else "s"
+                report(f"{self.improvements} improvement{plural} found by PyVRP")
+
+    return Progress()
+
+
+@dataclass(frozen=True)
+class _Penalties:
+    """Where PyVRP's penalties start and how high they may grow, in its cost units."""
+
+    max_penalty: float
+    initial_load: float
+    initial_time_warp: float
+
+    def params(self) -> Any:
+        """PyVRP ``PenaltyParams`` that start from these values instead of the midpoint."""
+        from pyvrp import PenaltyParams
+
+        start = self
+
+        class Scaled(PenaltyParams):  # type: ignore[misc]
+            def midpoint_penalties(self, data: Any) -> tuple[list[float], float, float]:
+                loads = [start.initial_load] * data.num_load_dimensions
+                return loads, start.initial_time_warp, start.max_penalty
+
+        return Scaled(
+            max_penalty=self.max_penalty, solutions_between_updates=_SOLUTIONS_BETWEEN_UPDATES
+        )
+
+
+def _few(team_ids: Sequence[str]) -> str:
+    """Name a few teams for a sentence: ``K1, K2, K3 and 4 more``."""
+    shown = ", ".join(team_ids[:3])
+    more = len(team_ids) - 3
+    return f"{shown} and {more} more" if more > 0 else shown
