@@ -411,3 +411,20 @@ def test_keep_replans_around_the_marked_visits(sample_run, tmp_path):
     kept = [c for c in order if c in (last["case_id"], before["case_id"])]
     assert kept == [last["case_id"], before["case_id"]]
     assert "kept 2 visit(s)" in result.output
+
+
+def test_territories_plan_every_case_and_pass_the_checker(sample_run, tmp_path):
+    _, cache, _ = sample_run
+    out = tmp_path / "out"
+    result = run_plan(out, cache, "--territory-size", "40")
+    assert result.exit_code == 0, result.output
+    assert "territories of at most 40 cases" in result.output
+    problem, _ = io.read_problem(out / "problem.json")
+    plan = io.read_plan(out / "plan.json")
+    routed = [s.case_id for r in plan.routes for s in r.stops]
+    dropped = [u.case_id for u in plan.unassigned]
+    assert sorted(routed + dropped) == sorted(c.id for c in problem.cases)
+    checked = runner.invoke(
+        app, ["check", str(out / "problem.json"), str(out / "plan.json"), "--cache-dir", str(cache)]
+    )
+    assert checked.exit_code == 0, checked.output

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from rich.table import Table
 from dispatch.errors import DispatchError, InputError, InvalidProblemError, RowError
 from dispatch.model import Crew, Plan, Problem, Reason, Route, format_clock
 from dispatch.network import default_cache_dir
+
+if TYPE_CHECKING:
+    from dispatch.parallel import DaskExecutor
 
 app = typer.Typer(
     help="Plan door-to-door collection visits on real roads.",
@@ -267,6 +270,20 @@ def plan(
             'stops marked "keep": true, or every stop when none is marked.',
         ),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Solve territories on this Dask scheduler (tcp://host:8786) instead of here."
+        ),
+    ] = None,
+    territory_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Split the day into territories of at most this many cases, solved in "
+            "parallel (default 300 with --scheduler; without either, one solve).",
+        ),
+    ] = None,
 ) -> None:
     """Plan one day of visits and write the plan (JSON, GeoJSON, CSV) and maps."""
     from dispatch import io
@@ -275,6 +292,7 @@ def plan(
     from dispatch.pipeline import plan_day
     from dispatch.solve import SolveParams
 
+    executor: DaskExecutor | None = None
     try:
         continuity_cents = SolveParams.continuity_cost_cents
         if continuity_cost is not None:
@@ -289,6 +307,7 @@ def plan(
         rules = load_policy(policy) if policy else None
         visits = read_history(history) if history else ()
         kept = io.read_kept_visits(keep) if keep else None
+        executor = _connect(scheduler) if scheduler is not None else None
         case_result, collector_result, crew_result = _read_inputs(
             cases, collectors, crews, skip_invalid
         )
@@ -310,6 +329,8 @@ def plan(
             cache_dir=cache_dir,
             pair_crews=pair_crews,
             keep=kept,
+            executor=executor,
+            territory_size=territory_size,
             stage=_step,
         )
         screening = result.screening
@@ -335,12 +356,24 @@ def plan(
             )
     except DispatchError as error:
         raise _fail(str(error)) from None
+    finally:
+        if executor is not None:
+            executor.close()
     paired = result.problem.crews[len(given.crews) :]
     _print_summary(result.problem, result.plan, paired=paired)
     if kept:
         fixed = sum(len(order) for order in kept.values())
         console.print(f"kept {fixed} visit(s) of {keep} on {len(kept)} route(s) in their order")
     console.print(f"Wrote {len(written)} files to {out}/ (open {out / 'overview.html'})")
+
+
+def _connect(scheduler: str) -> DaskExecutor:
+    from dispatch.parallel import DaskExecutor
+
+    try:
+        return DaskExecutor(scheduler)
+    except (OSError, TimeoutError) as error:
+        raise DispatchError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
 
 
 def _read_inputs(cases: Path, collectors: Path, crews: Path | None, skip_invalid: bool):  # type: ignore[no-untyped-def]

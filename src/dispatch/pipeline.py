@@ -11,11 +11,14 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dispatch.cluster import SplitParams
 from dispatch.compliance import AuditRecord, Exclusion, Policy, VisitRecord, apply_policy
+from dispatch.errors import InvalidProblemError
 from dispatch.itinerary import Itinerary, build_itineraries
 from dispatch.matrix import TravelMatrix, build_matrices
 from dispatch.model import Plan, Problem, Reason, TravelMode, Unassigned
 from dispatch.network import RoadNetwork, load_networks
+from dispatch.parallel import Executor, solve_territories
 from dispatch.solve import SolveParams, pair_collectors, solve
 from dispatch.triage import Channel, TriageDecision, select_field_cases, triage
 
@@ -107,6 +110,8 @@ def plan_day(
     cache_dir: Path | None = None,
     pair_crews: int = 0,
     keep: Plan | Mapping[str, Sequence[str]] | None = None,
+    executor: Executor | None = None,
+    territory_size: int | None = None,
     stage: Stage = nullcontext,
 ) -> DayPlan:
     """Plan one day: screen, load the network, build matrices, pair, solve, lay out itineraries.
@@ -131,6 +136,11 @@ def plan_day(
     keep
         Visits that stay with their route in their order (see
         ``solve.solve``); the rest of the day is planned around them.
+    executor, territory_size
+        Split the day into territories of at most ``territory_size`` cases
+        (default 300 when an executor is given) and solve them on
+        ``executor`` (a local pool when None), repairing across borders
+        (``parallel.solve_territories``). Neither given: one solve.
     stage
         Called with a label around each stage (for progress display).
 
@@ -154,8 +164,18 @@ def plan_day(
         day = replace(day, crews=day.crews + formed)
         screening = replace(screening, problem=replace(screening.problem, crews=day.crews), day=day)
     crews = f", {len(day.crews)} crews" if day.crews else ""
-    with stage(f"Solving ({len(day.cases)} cases, {len(day.collectors)} collectors{crews})"):
-        solved = solve(day, matrices, params=params or SolveParams(), keep=keep)
+    label = f"Solving ({len(day.cases)} cases, {len(day.collectors)} collectors{crews})"
+    if executor is None and territory_size is None:
+        with stage(label):
+            solved = solve(day, matrices, params=params or SolveParams(), keep=keep)
+    else:
+        if keep is not None:
+            raise InvalidProblemError("kept visits cannot be combined with territories")
+        split = SplitParams(max_cases=territory_size or SplitParams().max_cases)
+        with stage(f"{label} in territories of at most {split.max_cases} cases"):
+            solved = solve_territories(
+                day, matrices, executor=executor, params=params or SolveParams(), split=split
+            )
     plan = replace(solved, unassigned=solved.unassigned + screening.held_back)
     with stage("Laying out itineraries"):
         itineraries = build_itineraries(day, plan, networks, matrices)
