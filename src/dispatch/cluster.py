@@ -314,12 +314,12 @@ def check_territories(
         found = check_plan(part, matrices_for(part), part_plan, max_snap_m=max_snap_m)
         # A case routed or listed in another territory is not missing from this one.
         violations.extend(v for v in found if v.code != ViolationCode.MISSING_CASE)
-    for case_id, where in owners.items():
-        if len(where) > 1:
+    for case_id, holders in owners.items():
+        if len(holders) > 1:
             violations.append(
                 Violation(
                     ViolationCode.DUPLICATE_VISIT,
-                    f"case {case_id} appears in territories {', '.join(sorted(where))}",
+                    f"case {case_id} appears in territories {', '.join(sorted(holders))}",
                     case_id=case_id,
                 )
             )

@@ -214,9 +214,9 @@ class ContractionBackend:
     only the part of the hierarchy below the targets (RPHAST, Delling et al.
     2011), run on all cores. Travel times equal Dijkstra's up to float rounding;
     lengths are those of the fastest path found (paths tied on time may differ in
-    length, as they may between any two exact methods). Compiled with numba;
-    the first use in a fresh install compiles for a few seconds, then the compiled
-    code is cached.
+    length, as they may between any two exact methods). Compiled with numba:
+    the first use in a fresh install compiles for about half a minute, and the
+    compiled code is then cached beside the module.
 
     Parameters
     ----------
@@ -365,7 +365,8 @@ def build_matrices(
 def route_path(network: RoadNetwork, from_node: Any, to_node: Any) -> list[tuple[float, float]]:
     """Coordinates ``(lon, lat)`` along the fastest road path between two graph nodes.
 
-    The path is the one `ScipyBackend` measures for the matrix, and follows edge
+    The path is the one `ScipyBackend` measures; its travel time is the matrix's
+    with either backend (paths tied on time may differ). It follows edge
     geometries where edges have them. A path from a node to itself is that node.
 
     Raises
@@ -579,7 +580,7 @@ def _write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
+            np.savez(file, **arrays)  # type: ignore[arg-type]
         os.replace(temp_name, path)
     finally:
         if os.path.exists(temp_name):

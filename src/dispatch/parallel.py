@@ -44,6 +44,8 @@ from dispatch.solve import SolveParams, solve
 # needs one), so offering such a case to a neighbour cannot help.
 _FINAL_REASONS = frozenset({Reason.NO_QUALIFIED_COLLECTOR, Reason.NO_CREW})
 _DEFAULT_SOLVE = SolveParams()
+# Seconds a pool worker gets to exit when the pool closes, before it is terminated.
+_WORKER_EXIT_S = 10.0
 _DEFAULT_SPLIT = SplitParams()
 
 
@@ -119,14 +121,31 @@ class LocalPool:
 
     def _ready_pool(self) -> ProcessPoolExecutor:
         if self._pool is None or getattr(self._pool, "_broken", False):
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._stop()
             # Spawned workers import dispatch afresh: forking a process that runs
             # threads (numba, OR-Tools) may copy a held lock and hang.
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
             )
         return self._pool
+
+    def _stop(self) -> None:
+        """Shut the pool down without waiting on a worker that can no longer answer.
+
+        A worker killed while it held the pool's queue lock leaves the others
+        blocked for good, so waiting for them could hang: they get a while to
+        finish, then are terminated.
+        """
+        if self._pool is None:
+            return
+        processes = list((self._pool._processes or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        for process in processes:
+            process.join(timeout=_WORKER_EXIT_S)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=_WORKER_EXIT_S)
 
     def worker_pids(self) -> list[int]:
         """Process ids of the pool's current workers (empty before the first use)."""
@@ -159,14 +178,12 @@ class LocalPool:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 position = pending.pop(future)
-                error = future.exception()
-                yield position, error if error is not None else future.result()
+                failure = future.exception()
+                yield position, failure if failure is not None else future.result()
 
     def close(self) -> None:
         """Stop the worker processes."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._stop()
 
 
 class DaskExecutor:
