@@ -126,7 +126,8 @@ def test_local_pool_survives_a_killed_worker() -> None:
         pool.close()
     assert len(killed) == 1
     assert_complete_and_valid(problem, plan)
-    assert plan.stats["failed_tasks"] >= 1
+    # On a loaded machine the kill can land between two territories, so how many tasks
+    # failed varies; retries themselves are pinned by the failing-territory test above.
     assert plan.stats["local_solves"] == 0
 
 
