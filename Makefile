@@ -39,7 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_scale.py
 	$(MAKE) --no-print-directory bench-solomon
 
-# Solver quality on Solomon VRPTW against PyVRP and VROOM (about 6 minutes; --all for 56).
+# Solver quality on Solomon VRPTW: dispatch's backends, PyVRP, VROOM (about 9 min; --all for 56).
 bench-solomon: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/solomon.py --readme

@@ -2,7 +2,10 @@
 
 Run with ``make bench-solomon`` (or ``python bench/solomon.py --help``). Each
 solver gets the same instance as the same integer travel matrix and the same
-time limit, one solver at a time; the suite then recomputes every solution's
+time limit, one solver at a time. dispatch runs once per search backend
+(``dispatch-ortools``, ``dispatch-pyvrp``, and ``dispatch-auto``, which lets
+``solve`` choose), and the ``backend`` column says which backend produced
+each figure. The suite then recomputes every solution's
 total distance in floating point from its routes and checks it itself (every
 customer served exactly once, time windows, capacity, fleet size). Writes
 ``bench/results/solomon.csv`` and prints a summary per family; ``--readme``
@@ -60,8 +63,27 @@ SUBSET = (
     "RC205",
 )
 FAMILIES = ("C1", "C2", "R1", "R2", "RC1", "RC2")
-SOLVER_NAMES = ("dispatch", "pyvrp", "vroom")
-LABELS = {"dispatch": "dispatch", "pyvrp": "PyVRP", "vroom": "VROOM"}
+# dispatch's runs: its search backend and how many searches run side by side.
+DISPATCH_RUNS = {
+    "dispatch-ortools": ("ortools", 1),
+    "dispatch-pyvrp": ("pyvrp", 1),
+    "dispatch-auto": ("auto", 1),
+    # Two OR-Tools searches from two first-solution strategies, on two cores.
+    "dispatch-ortools-x2": ("ortools", 2),
+}
+PEERS = ("pyvrp", "vroom")
+SOLVER_NAMES = (*DISPATCH_RUNS, *PEERS)
+DEFAULT_SOLVERS = ("dispatch-ortools", "dispatch-pyvrp", "dispatch-auto", *PEERS)
+LABELS = {
+    "dispatch-ortools": "dispatch OR-Tools",
+    "dispatch-pyvrp": "dispatch PyVRP",
+    "dispatch-auto": "dispatch auto",
+    "dispatch-ortools-x2": "dispatch OR-Tools x2",
+    "pyvrp": "PyVRP",
+    "vroom": "VROOM",
+}
+# The run that stands for dispatch as shipped: its default backend, one search.
+SHIPPED = f"dispatch-{SolveParams.backend}"
 
 # Integer matrices hold distance x scale, rounded up: an order that keeps every window
 # with the rounded-up times keeps it with the exact ones too. The scale is as fine as
@@ -77,6 +99,7 @@ COLUMNS = (
     "instance",
     "family",
     "solver",
+    "backend",
     "time_limit_s",
     "wall_s",
     "vehicles",
@@ -138,6 +161,8 @@ class Outcome:
     routes: list[list[int]]
     wall_s: float
     notes: list[str] = field(default_factory=list)
+    backend: str = ""
+    """For dispatch: the backend whose search produced the routes."""
 
 
 @dataclass(frozen=True)
@@ -254,6 +279,8 @@ def solve_dispatch(
     *,
     time_limit_s: float,
     seed: int,
+    backend: str = SolveParams.backend,
+    workers: int = 1,
     first_solution: str = SolveParams.first_solution,
     metaheuristic: str = SolveParams.metaheuristic,
 ) -> Outcome:
@@ -303,20 +330,31 @@ def solve_dispatch(
             seed=seed,
             first_solution=first_solution,
             metaheuristic=metaheuristic,
+            backend=backend,
+            workers=workers,
         ),
     )
     wall_s = time.perf_counter() - started
     routes = [[int(case_id[1:]) for case_id in route.case_ids] for route in plan.routes]
+    searched = next(k.removeprefix("backend_") for k in plan.stats if k.startswith("backend_"))
     notes = ["capacity not modelled"]
+    unfit = [k.removeprefix("pyvrp_unfit_") for k in plan.stats if k.startswith("pyvrp_unfit_")]
+    if unfit:
+        notes.append(f"OR-Tools chosen: {', '.join(unfit)}")
+    if plan.stats.get("portfolio_searches", 1) > 1:
+        notes.append(
+            f"{plan.stats['portfolio_searches']:.0f} searches side by side, "
+            f"search {plan.stats['portfolio_winner']:.0f} kept"
+        )
     if (first_solution, metaheuristic) != (SolveParams.first_solution, SolveParams.metaheuristic):
         notes.append(f"{first_solution} + {metaheuristic}")
     if plan.unassigned:
         notes.append(f"dispatch left {len(plan.unassigned)} customer(s) unassigned")
-    if not plan.stats.get("solutions_found"):
+    if "search_objective_cents" not in plan.stats:
         notes.append("search found no solution; routes built by insertion")
     elif plan.stats.get("inserted_after_search"):
         notes.append(f"{plan.stats['inserted_after_search']:.0f} inserted after the search")
-    return Outcome(routes, wall_s, notes)
+    return Outcome(routes, wall_s, notes, backend=searched)
 
 
 def _nominal_location(instance: Instance, i: int) -> Location:
@@ -417,7 +455,7 @@ def solve_vroom(instance: Instance, *, time_limit_s: float, seed: int) -> Outcom
 
 
 SOLVERS: dict[str, Callable[..., Outcome]] = {
-    "dispatch": solve_dispatch,
+    **dict.fromkeys(DISPATCH_RUNS, solve_dispatch),
     "pyvrp": solve_pyvrp,
     "vroom": solve_vroom,
 }
@@ -433,7 +471,10 @@ def run_one(
     dispatch_options: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Solve one instance with one solver, check the result, and return its CSV row."""
-    options = dict(dispatch_options or {}) if solver == "dispatch" else {}
+    options: dict[str, str | int] = {}
+    if solver in DISPATCH_RUNS:
+        backend, workers = DISPATCH_RUNS[solver]
+        options = {**(dispatch_options or {}), "backend": backend, "workers": workers}
     outcome = SOLVERS[solver](instance, time_limit_s=time_limit_s, seed=seed, **options)
     verdict = check_solution(instance, outcome.routes)
     gap = 100.0 * (verdict.distance - bks) / bks if verdict.feasible else None
@@ -441,6 +482,7 @@ def run_one(
         "instance": instance.name,
         "family": instance.family,
         "solver": solver,
+        "backend": outcome.backend,
         "time_limit_s": f"{time_limit_s:g}",
         "wall_s": f"{outcome.wall_s:.2f}",
         "vehicles": str(verdict.vehicles),
@@ -510,7 +552,10 @@ def _per_instance(rows: Sequence[dict[str, str]], solvers: Sequence[str]) -> lis
             if row is None:
                 cells.append("")
             elif _ok(row):
-                cells.append(f"{row['distance']} [{row['vehicles']}] {row['gap_pct']} %")
+                # A run that chooses its backend says which one produced the figure.
+                auto = DISPATCH_RUNS.get(solver, ("",))[0] == "auto"
+                chosen = f" ({row['backend']})" if auto else ""
+                cells.append(f"{row['distance']} [{row['vehicles']}] {row['gap_pct']} %{chosen}")
             else:
                 cells.append(f"infeasible: {row['note'].split('; ')[0]}")
         reference = next(r["bks_distance"] for r in rows if r["instance"] == instance)
@@ -532,42 +577,49 @@ def _gap_cell(rows: Sequence[dict[str, str]]) -> str:
 def _compare(
     rows: Sequence[dict[str, str]], family: str, limit: float, solvers: Sequence[str]
 ) -> list[str]:
-    """Sentences naming each peer that beats dispatch on a family, on the same instances."""
-    if "dispatch" not in solvers:
+    """Sentences naming each peer that beats dispatch on a family, on the same instances.
+
+    dispatch is the run of its default backend (``SHIPPED``) when it is in
+    the results, else its first run.
+    """
+    runs = [s for s in solvers if s in DISPATCH_RUNS]
+    if not runs:
         return []
+    ours = SHIPPED if SHIPPED in runs else runs[0]
+    name = LABELS[ours]
     by = {(r["instance"], r["solver"]): r for r in rows}
     instances = sorted({r["instance"] for r in rows})
-    failed = [i for i in instances if (i, "dispatch") in by and not _ok(by[i, "dispatch"])]
+    failed = [i for i in instances if (i, ours) in by and not _ok(by[i, ours])]
     out: list[str] = []
     # Families name the infeasible instances; the overall line only compares gaps.
     if family == "all families":
         failed = []
     if failed:
         out.append(
-            f"- {family}, {limit:g} s: dispatch has no feasible solution on "
-            f"{', '.join(failed)}: {by[failed[0], 'dispatch']['note']}."
+            f"- {family}, {limit:g} s: {name} has no feasible solution on "
+            f"{', '.join(failed)}: {by[failed[0], ours]['note']}."
         )
-    for peer in solvers[1:]:
+    for peer in [s for s in solvers if s in PEERS]:
         rescued = [i for i in failed if (i, peer) in by and _ok(by[i, peer])]
         if rescued:
             out.append(
                 f"- {family}, {limit:g} s: {LABELS[peer]} solves {', '.join(rescued)} "
-                "feasibly where dispatch does not."
+                f"feasibly where {name} does not."
             )
         paired = [
-            (float(by[i, "dispatch"]["gap_pct"]), float(by[i, peer]["gap_pct"]))
+            (float(by[i, ours]["gap_pct"]), float(by[i, peer]["gap_pct"]))
             for i in instances
-            if _ok(by.get((i, "dispatch"))) and _ok(by.get((i, peer)))
+            if _ok(by.get((i, ours))) and _ok(by.get((i, peer)))
         ]
         if not paired:
             continue
-        ours = statistics.fmean(p[0] for p in paired)
+        mine = statistics.fmean(p[0] for p in paired)
         theirs = statistics.fmean(p[1] for p in paired)
-        if theirs < ours - 0.005:
+        if theirs < mine - 0.005:
             out.append(
-                f"- {family}, {limit:g} s: {LABELS[peer]} beats dispatch by {ours - theirs:.2f} "
-                f"points of gap ({theirs:.2f} % against {ours:.2f} % on {len(paired)} "
-                "instance(s) both solved)."
+                f"- {family}, {limit:g} s: {LABELS[peer]} beats {name} by "
+                f"{mine - theirs:.2f} points of gap ({theirs:.2f} % against {mine:.2f} % on "
+                f"{len(paired)} instance(s) both solved)."
             )
     return out
 
@@ -670,7 +722,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="time limit(s) per instance and solver, in seconds (default: 10)",
     )
     parser.add_argument(
-        "--solvers", nargs="+", choices=SOLVER_NAMES, default=list(SOLVER_NAMES), metavar="NAME"
+        "--solvers",
+        nargs="+",
+        choices=SOLVER_NAMES,
+        default=list(DEFAULT_SOLVERS),
+        metavar="NAME",
+        help=f"any of {', '.join(SOLVER_NAMES)} (default: {' '.join(DEFAULT_SOLVERS)})",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

@@ -51,6 +51,7 @@ def test_a_pyvrp_plan_keeps_every_rule_it_models(seed):
     plan = solve_checked(problem, matrices, PYVRP)
     assert backend_of(plan) == "pyvrp"
     assert plan.stats["stopped_by_time_limit"] == 0
+    assert plan.stats["solutions_found"] >= 1
     assert plan.stats["inserted_after_search"] == 0
     assert len(plan.assigned_case_ids()) >= 20
     legal = {c.id for c in problem.cases if "legal" in c.skills}

@@ -354,13 +354,17 @@ def _surcharges(day: SearchDay, params: SolveParams, team_id: str | None) -> np.
 
 
 def _progress(report: Callable[[str], None]) -> Any:
-    """PyVRP search callbacks that count new best plans and report now and then."""
+    """PyVRP search callbacks that count the best plans found and report now and then."""
     from pyvrp import IteratedLocalSearchCallbacks
 
     class Progress(IteratedLocalSearchCallbacks):  # type: ignore[misc]
         def __init__(self) -> None:
             self.improvements = 0
             self.last_report_s = -math.inf
+
+        def on_start(self, ils: Any) -> None:
+            # The starting plan counts as the first one found when it keeps every rule.
+            self.improvements += int(ils.initial_solution.is_feasible())
 
         def on_best(self, best: Any) -> None:
             self.improvements += 1
