@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import random
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+from grid_days import (  # noqa: F401  (re-exported to the rule tests)
+    BIKE,
+    DRIVE,
+    LAT0,
+    LON0,
+    M_PER_DEG_LAT,
+    M_PER_DEG_LON,
+    QUICK,
+    SPEED_M_PER_S,
+    WALK,
+    at,
+    hm,
+    planar,
+)
 
 from dispatch.explain import check_plan
 from dispatch.matrix import UNREACHABLE, TravelMatrix
@@ -15,36 +28,13 @@ from dispatch.model import (
     Case,
     Collector,
     Crew,
-    Location,
     Plan,
     Problem,
     Reason,
     TimeWindow,
     TravelMode,
-    parse_clock,
 )
 from dispatch.solve import SolveParams, solve
-
-WALK, BIKE, DRIVE = TravelMode.WALK, TravelMode.BIKE, TravelMode.DRIVE
-SPEED_M_PER_S = {WALK: 1.25, BIKE: 15 / 3.6, DRIVE: 30 / 3.6}
-LAT0, LON0 = 60.17, 24.94
-M_PER_DEG_LAT = 111_320.0
-M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(LAT0))
-# Searches in these tests end by themselves (greedy descent) long before this.
-QUICK = SolveParams(time_limit_s=2.0, metaheuristic="GREEDY_DESCENT")
-
-
-def at(x_m: float, y_m: float) -> Location:
-    """Place a point x metres east and y metres north of a fixed origin."""
-    return Location(LAT0 + y_m / M_PER_DEG_LAT, LON0 + x_m / M_PER_DEG_LON)
-
-
-def planar(location: Location) -> tuple[float, float]:
-    return (location.lon - LON0) * M_PER_DEG_LON, (location.lat - LAT0) * M_PER_DEG_LAT
-
-
-def hm(text: str) -> int:
-    return parse_clock(text)
 
 
 def span(text: str) -> TimeWindow:
