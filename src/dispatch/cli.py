@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dispatch.errors import DispatchError, InputError, InvalidProblemError, RowError
-from dispatch.model import Crew, Plan, Problem, Reason, Route, format_clock
+from dispatch.model import SCREENED_OUT, Crew, Plan, Problem, Route, format_clock
 from dispatch.network import default_cache_dir
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ err_console = Console(stderr=True, highlight=False)
 
 DEFAULT_CACHE = default_cache_dir()
 # Reasons decided before the solver: their cases were never offered to a route.
-HELD_BACK = (Reason.POLICY_EXCLUDED, Reason.NOT_FOR_FIELD)
 
 
 class Objective(StrEnum):
@@ -116,7 +115,9 @@ def _print_summary(problem: Problem, plan: Plan, *, paired: Sequence[Crew] = ())
     planned = len(plan.assigned_case_ids())
     _say(f"{planned} of {len(problem.cases)} cases planned; {len(plan.unassigned)} unassigned")
     stats = plan_stats(problem, plan.routes, plan.unassigned)
-    held_back = sum(problem.case(u.case_id).value for u in plan.unassigned if u.reason in HELD_BACK)
+    held_back = sum(
+        problem.case(u.case_id).value for u in plan.unassigned if u.reason in SCREENED_OUT
+    )
     dropped = round(stats["value_dropped_cents"]) - held_back
     value = (
         f"value: {_money(round(stats['value_planned_cents']))} planned, {_money(dropped)} dropped"

@@ -78,6 +78,8 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.NOT_WORTH_TRAVEL: "the extra travel would cost more than the visit is worth",
     Reason.POLICY_EXCLUDED: "the compliance policy forbids a visit today",
     Reason.NOT_FOR_FIELD: "triage keeps it with calls and messages today",
+    Reason.CASE_CLOSED: "a visit collected the debt in full",
+    Reason.ADDRESS_UNVERIFIED: "the debtor moved or the address was wrong at the last visit",
 }
 BREAK_SYMBOL = "\u2016"
 _MODE_WORDS = {TravelMode.WALK: "walking", TravelMode.BIKE: "cycling", TravelMode.DRIVE: "driving"}

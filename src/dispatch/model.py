@@ -51,6 +51,17 @@ class Reason(StrEnum):
     """The compliance policy forbids a visit today (the detail names the rule)."""
     NOT_FOR_FIELD = "NOT_FOR_FIELD"
     """Triage keeps the case with calls and messages today (the detail names the rule)."""
+    CASE_CLOSED = "CASE_CLOSED"
+    """A field visit collected the debt in full; the case needs no more visits."""
+    ADDRESS_UNVERIFIED = "ADDRESS_UNVERIFIED"
+    """The last visit found the debtor moved or the address wrong, and the address has not
+    changed since (the detail names the visit)."""
+
+
+# Reasons given before the solve: the case never reached the solver today.
+SCREENED_OUT: frozenset[Reason] = frozenset(
+    {Reason.POLICY_EXCLUDED, Reason.NOT_FOR_FIELD, Reason.CASE_CLOSED, Reason.ADDRESS_UNVERIFIED}
+)
 
 
 def format_clock(seconds: int) -> str:
