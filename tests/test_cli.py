@@ -272,7 +272,9 @@ def test_audit_records_the_policy_and_a_rule_for_every_case(policy_run):
     problem, _ = io.read_problem(out / "problem.json")
     assert {e.case_id for e in audit.entries} == {c.id for c in problem.cases}
     plan = io.read_plan(out / "plan.json")
-    excluded = {u.case_id for u in plan.unassigned if u.reason is Reason.POLICY_EXCLUDED}
+    # The audit also answers for the cases that earlier outcomes closed or held.
+    screened = {Reason.POLICY_EXCLUDED, Reason.CASE_CLOSED, Reason.ADDRESS_UNVERIFIED}
+    excluded = {u.case_id for u in plan.unassigned if u.reason in screened}
     assert {e.case_id for e in audit.entries if not e.included} == excluded
 
 
@@ -302,7 +304,9 @@ def test_triage_lists_every_case_with_its_channel_and_rule(sample_run, tmp_path)
     assert set(rows) == {c.id for c in problem.cases}
     assert all(row["channel"] and row["rule"] for row in rows.values())
     plan = io.read_plan(out / "plan.json")
-    kept_off = {u.case_id for u in plan.unassigned if u.reason is Reason.NOT_FOR_FIELD}
+    # Triage keeps cases off the road, and so do the outcomes that closed or held a case.
+    screened = {Reason.NOT_FOR_FIELD, Reason.CASE_CLOSED, Reason.ADDRESS_UNVERIFIED}
+    kept_off = {u.case_id for u in plan.unassigned if u.reason in screened}
     assert kept_off == {cid for cid, row in rows.items() if row["channel"] != "field"}
     assert not kept_off & plan.assigned_case_ids()
 

@@ -132,7 +132,9 @@ class VisitRecord:
     """A past field visit to a case and its outcome.
 
     ``promise_due`` (and optionally ``promise_amount_cents``) is set for a
-    promise to pay and only then.
+    promise to pay and only then. ``address`` is the address visited, as the
+    case had it then (empty when not recorded); a "moved" or "wrong address"
+    outcome holds the case until its address differs from it.
     """
 
     case_id: str
@@ -141,6 +143,7 @@ class VisitRecord:
     promise_due: dt.date | None = None
     promise_amount_cents: int | None = None
     collector_id: str = ""
+    address: str = ""
 
     def __post_init__(self) -> None:
         owner = f"visit to case {self.case_id}"
@@ -175,6 +178,7 @@ HISTORY_COLUMNS: tuple[str, ...] = (
     "promise_due",
     "promise_amount",
     "collector_id",
+    "address",
 )
 
 
@@ -184,8 +188,9 @@ def read_history(path: str | Path) -> tuple[VisitRecord, ...]:
     Columns: ``case_id``, ``visited_at`` (ISO 8601 with a UTC offset, e.g.
     ``2026-11-20T10:15:00+02:00``), ``outcome`` (an ``Outcome`` value),
     ``promise_due`` (``YYYY-MM-DD``, required for ``promise_to_pay``),
-    ``promise_amount`` (decimal currency units, optional) and ``collector_id``
-    (optional). Unknown columns are ignored.
+    ``promise_amount`` (decimal currency units, optional), ``collector_id``
+    (optional) and ``address`` (the address visited, optional). Unknown
+    columns are ignored.
 
     Every bad value is collected and raised together; unlike case files there
     is no skipping, because a dropped visit would let a cap or cool-off pass.
@@ -266,7 +271,15 @@ def _read_history_row(
     if errors or visited_at is None or outcome is None:
         return None, errors
     try:
-        record = VisitRecord(case_id, visited_at, outcome, due, amount, row.get("collector_id", ""))
+        record = VisitRecord(
+            case_id,
+            visited_at,
+            outcome,
+            due,
+            amount,
+            row.get("collector_id", ""),
+            row.get("address", ""),
+        )
     except ValueError as exc:
         fail("promise_due", str(exc))
         return None, errors

