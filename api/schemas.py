@@ -44,6 +44,7 @@ from dispatch.model import (
 )
 from dispatch.store import (
     ApiKeyRecord,
+    CheckIn,
     JobRecord,
     PlanSummary,
     StoredItinerary,
@@ -474,6 +475,14 @@ class PolicyOut(BaseModel):
 EARLIEST_VISIT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
+class CheckInIn(_In):
+    """Where the phone was when the outcome was recorded (the browser's position)."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(None, ge=0, le=100_000, description="The fix's radius.")
+
+
 class OutcomeIn(_In):
     """What happened at a visit (``id``, if given, makes a retried report harmless)."""
 
@@ -483,8 +492,25 @@ class OutcomeIn(_In):
     visited_at: AwareDatetime | None = Field(None, description="Default: now.")
     promise_due: dt.date | None = Field(None, description="Required for promise_to_pay.")
     promise_amount_cents: Cents | None = None
+    paid_cents: Cents | None = Field(
+        None, description="Money taken at the visit: required for partial_payment."
+    )
+    note: str = Field("", max_length=2000, pattern=TEXT_PATTERN)
+    checkin: CheckInIn | None = Field(None, description="Location check-in from the phone.")
     collector_id: Id | None = Field(None, description="Set from the link on collector links.")
     plan_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+
+    def check_payment(self) -> None:
+        """Raise ``RowProblemError`` when the money given does not fit the outcome."""
+        if self.outcome is Outcome.PARTIAL_PAYMENT and not self.paid_cents:
+            raise RowProblemError("paid_cents", "a partial payment needs the amount paid")
+        if self.paid_cents is not None and self.outcome not in (
+            Outcome.PAID,
+            Outcome.PARTIAL_PAYMENT,
+        ):
+            raise RowProblemError(
+                "paid_cents", f"is only for paid and partial_payment, not {self.outcome}"
+            )
 
     def to_visit(self, *, now: dt.datetime, collector_id: str | None = None) -> VisitRecord:
         """The domain visit record; raises ``RowProblemError`` naming the field at fault."""
@@ -508,6 +534,18 @@ class OutcomeIn(_In):
         )
 
 
+class CheckInOut(BaseModel):
+    """A check-in and how far it was from the case's address."""
+
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    distance_m: float = Field(description="Metres from the case's geocoded address.")
+    far_from_address: bool = Field(
+        description="Farther than the service's check-in radius plus the fix's accuracy."
+    )
+
+
 class OutcomeOut(BaseModel):
     """A recorded outcome."""
 
@@ -520,6 +558,10 @@ class OutcomeOut(BaseModel):
     collector_id: str
     plan_id: str | None
     created_at: dt.datetime
+    address: str = Field(description="The address visited, as the case had it then.")
+    paid_cents: int | None
+    note: str
+    checkin: CheckInOut | None
 
 
 # --- plan jobs ------------------------------------------------------------------------------
@@ -959,7 +1001,7 @@ def itinerary_out(stored: StoredItinerary) -> ItineraryOut:
 
 def outcome_out(stored: StoredOutcome) -> OutcomeOut:
     """The response body of a recorded outcome."""
-    visit = stored.visit
+    visit, checkin = stored.visit, stored.details.checkin
     return OutcomeOut(
         id=stored.id,
         case_id=visit.case_id,
@@ -970,6 +1012,21 @@ def outcome_out(stored: StoredOutcome) -> OutcomeOut:
         collector_id=visit.collector_id,
         plan_id=stored.plan_id,
         created_at=stored.created_at,
+        address=visit.address,
+        paid_cents=stored.details.paid_cents,
+        note=stored.details.note,
+        checkin=None if checkin is None else checkin_out(checkin),
+    )
+
+
+def checkin_out(checkin: CheckIn) -> CheckInOut:
+    """The response form of a check-in."""
+    return CheckInOut(
+        lat=checkin.location.lat,
+        lon=checkin.location.lon,
+        accuracy_m=checkin.accuracy_m,
+        distance_m=round(checkin.distance_m, 1),
+        far_from_address=checkin.far_from_address,
     )
 
 

@@ -48,4 +48,15 @@ class Settings(BaseSettings):
     )
     poll_s: float = Field(0.5, gt=0, description="How often idle workers look for jobs.")
     max_time_limit_s: float = Field(600.0, gt=0, description="Longest solve a request may ask.")
+    checkin_radius_m: float = Field(
+        250.0,
+        ge=0,
+        description="An outcome checked in farther than this (plus the fix's accuracy) from "
+        "the case's address is flagged far_from_address.",
+    )
+    navigation_apps: str = Field(
+        "osm,google,apple",
+        description="Navigation apps offered per stop on collector pages, in order "
+        "(see dispatch.itinerary.NAVIGATION_APPS; for example amap,baidu for mainland China).",
+    )
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest request body.")

@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, inspect, make_url, text
 
 from dispatch import io
 from dispatch.compliance import Outcome, VisitRecord, load_policy
-from dispatch.model import Crew, Problem, TimeWindow
-from dispatch.store import Base, JobStatus, Store, StoreConflictError
+from dispatch.model import Crew, Location, Problem, TimeWindow
+from dispatch.store import Base, CheckIn, JobStatus, OutcomeDetails, Store, StoreConflictError
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 CASES = io.read_cases(SAMPLE / "cases.csv").items
@@ -182,7 +182,24 @@ def test_outcomes_keep_their_id_and_build_the_history(store):
     with pytest.raises(KeyError):
         store.add_outcome(replace(visit, case_id="C-404"))
     history = store.load_history(before=dt.datetime(2026, 12, 2, tzinfo=dt.UTC))
-    assert history == (visit,)
+    # The visit is remembered at the address the case had then.
+    assert history == (replace(visit, address=CASES[0].address),)
+    assert CASES[0].address
+
+
+def test_an_outcome_keeps_the_money_note_and_check_in_the_collector_gave(store):
+    store.upsert_cases(CASES[:1])
+    visit = VisitRecord(
+        "C-001", dt.datetime(2026, 11, 20, 10, 0, tzinfo=dt.UTC), Outcome.PARTIAL_PAYMENT
+    )
+    checkin = CheckIn(Location(60.17, 24.94), 12.5, 840.0, far_from_address=True)
+    details = OutcomeDetails(paid_cents=12_000, note="paid cash, receipt 17", checkin=checkin)
+
+    stored, _ = store.add_outcome(visit, outcome_id="v-2", details=details)
+
+    (listed,) = store.list_outcomes(case_id="C-001").items
+    assert listed == stored
+    assert listed.details == details
 
 
 def test_only_one_worker_claims_a_job_and_identical_requests_share_it(store):

@@ -15,6 +15,7 @@ from api.deps import (
     OutcomeReporter,
     PlanIdPath,
     PlansReader,
+    SettingsDep,
     StoreDep,
 )
 from api.errors import ApiError, not_found, responses
@@ -98,7 +99,11 @@ def read_itinerary_page(access: ItineraryReader, store: StoreDep) -> HTMLRespons
     | responses(400, 401, 403, 404, 409, 413, 422),
 )
 def report_outcome(
-    access: OutcomeReporter, body: OutcomeIn, store: StoreDep, response: Response
+    access: OutcomeReporter,
+    body: OutcomeIn,
+    store: StoreDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> OutcomeOut:
     """Report the outcome of a visit on this itinerary (only its own cases)."""
     case_ids = store.route_case_ids(access.plan_id, access.collector_id)
@@ -116,5 +121,10 @@ def report_outcome(
             field="case_id",
         )
     return record_outcome(
-        store, body, response, collector_id=access.collector_id, plan_id=access.plan_id
+        store,
+        body,
+        response,
+        checkin_radius_m=settings.checkin_radius_m,
+        collector_id=access.collector_id,
+        plan_id=access.plan_id,
     )

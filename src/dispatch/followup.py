@@ -1,5 +1,7 @@
 """What earlier visits change about today's plan: closures, address holds, disputes, availability.
 
+(It also measures a visit's check-in against the address, ``check_in``.)
+
 Collectors report an outcome for every visit; those outcomes are the visit
 history, and the next plan follows them. What the latest visit of a case
 found decides, in this order:
@@ -36,6 +38,7 @@ from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from pyproj import Geod
 from scipy.spatial import cKDTree
 
 from dispatch.compliance import Outcome, VisitRecord, case_timezone, local_instant
@@ -44,6 +47,7 @@ from dispatch.model import Case, Location, Problem, Reason, TimeWindow, Unassign
 DISPUTE_FLAG = "dispute"
 EARTH_RADIUS_M = 6_371_000.0
 _ADDRESS_FAILURES = frozenset({Outcome.MOVED, Outcome.WRONG_ADDRESS})
+_GEOD = Geod(ellps="WGS84")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,29 @@ class Availability:
             "detail": self.detail,
             "applied": self.applied,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """Where the phone was when an outcome was recorded, and how far that is from the case.
+
+    ``far_from_address`` is set when ``distance_m`` exceeds the allowed radius
+    plus the position fix's own accuracy.
+    """
+
+    location: Location
+    accuracy_m: float | None
+    distance_m: float
+    far_from_address: bool
+
+
+def check_in(
+    address: Location, position: Location, *, accuracy_m: float | None, radius_m: float
+) -> CheckIn:
+    """Measure a check-in against the case's geocoded address (geodesic metres on WGS84)."""
+    _, _, distance_m = _GEOD.inv(address.lon, address.lat, position.lon, position.lat)
+    far = distance_m > radius_m + (accuracy_m or 0.0)
+    return CheckIn(position, accuracy_m, float(distance_m), far)
 
 
 @dataclass(frozen=True)

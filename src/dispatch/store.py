@@ -43,6 +43,7 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    false,
     func,
     insert,
     literal,
@@ -54,6 +55,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from dispatch.compliance import AuditEntry, AuditRecord, Outcome, VisitRecord
+from dispatch.followup import CheckIn
 from dispatch.model import (
     Case,
     Collector,
@@ -222,6 +224,14 @@ class OutcomeRow(Base):
     plan_id: Mapped[str | None] = mapped_column(String(32))
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    address: Mapped[str] = mapped_column(Text, server_default="")
+    paid_cents: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text, server_default="")
+    checkin_lat: Mapped[float | None] = mapped_column(Float)
+    checkin_lon: Mapped[float | None] = mapped_column(Float)
+    checkin_accuracy_m: Mapped[float | None] = mapped_column(Float)
+    checkin_distance_m: Mapped[float | None] = mapped_column(Float)
+    far_from_address: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class JobRow(Base):
@@ -411,6 +421,15 @@ class StoredPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeDetails:
+    """What a collector adds to an outcome: money taken at the door, a note, a check-in."""
+
+    paid_cents: int | None = None
+    note: str = ""
+    checkin: CheckIn | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredOutcome:
     """A recorded visit outcome with its id and the plan it was reported from, if any."""
 
@@ -418,6 +437,7 @@ class StoredOutcome:
     visit: VisitRecord
     plan_id: str | None
     created_at: dt.datetime
+    details: OutcomeDetails = OutcomeDetails()
 
 
 class JobStatus(StrEnum):
@@ -670,8 +690,31 @@ def _outcome_record(row: OutcomeRow) -> StoredOutcome:
         promise_due=row.promise_due,
         promise_amount_cents=row.promise_amount_cents,
         collector_id=row.collector_id,
+        address=row.address,
     )
-    return StoredOutcome(row.id, visit, row.plan_id, row.created_at)
+    checkin = None
+    if row.checkin_lat is not None and row.checkin_lon is not None:
+        checkin = CheckIn(
+            Location(row.checkin_lat, row.checkin_lon),
+            row.checkin_accuracy_m,
+            row.checkin_distance_m or 0.0,
+            row.far_from_address,
+        )
+    details = OutcomeDetails(row.paid_cents, row.note, checkin)
+    return StoredOutcome(row.id, visit, row.plan_id, row.created_at, details)
+
+
+def _details_values(details: OutcomeDetails) -> dict[str, Any]:
+    checkin = details.checkin
+    return {
+        "paid_cents": details.paid_cents,
+        "note": details.note,
+        "checkin_lat": None if checkin is None else checkin.location.lat,
+        "checkin_lon": None if checkin is None else checkin.location.lon,
+        "checkin_accuracy_m": None if checkin is None else checkin.accuracy_m,
+        "checkin_distance_m": None if checkin is None else checkin.distance_m,
+        "far_from_address": False if checkin is None else checkin.far_from_address,
+    }
 
 
 def _outcome_values(visit: VisitRecord) -> dict[str, Any]:
@@ -682,6 +725,7 @@ def _outcome_values(visit: VisitRecord) -> dict[str, Any]:
         "promise_due": None if visit.promise_due is None else visit.promise_due.isoformat(),
         "promise_amount_cents": visit.promise_amount_cents,
         "collector_id": visit.collector_id,
+        "address": visit.address,
     }
 
 
@@ -952,12 +996,22 @@ class Store:
     # --- outcomes ---------------------------------------------------------------------------
 
     def add_outcome(
-        self, visit: VisitRecord, *, outcome_id: str | None = None, plan_id: str | None = None
+        self,
+        visit: VisitRecord,
+        *,
+        outcome_id: str | None = None,
+        plan_id: str | None = None,
+        details: OutcomeDetails | None = None,
+        content: Mapping[str, Any] | None = None,
     ) -> tuple[StoredOutcome, bool]:
         """Record a visit outcome; returns it and whether it was new.
 
         Sending the same outcome again under the same id changes nothing (a
-        phone that retries does not double a visit).
+        phone that retries does not double a visit). ``content`` is what
+        makes two reports the same (default: the visit, plan and details);
+        give the report as sent, so that defaults filled in later (such as
+        the time) do not make a retry look different. A visit without its
+        address is recorded at the case's current address.
 
         Raises
         ------
@@ -966,14 +1020,25 @@ class Store:
         StoreConflictError
             The id is taken by a different outcome.
         """
-        return self._retrying(lambda: self._add_outcome(visit, outcome_id, plan_id))
+        details = details or OutcomeDetails()
+        if content is None:
+            content = {**_outcome_values(visit), **_details_values(details), "plan_id": plan_id}
+        digest = _digest(content)
+        return self._retrying(
+            lambda: self._add_outcome(visit, outcome_id, plan_id, details, digest)
+        )
 
     def _add_outcome(
-        self, visit: VisitRecord, outcome_id: str | None, plan_id: str | None
+        self,
+        visit: VisitRecord,
+        outcome_id: str | None,
+        plan_id: str | None,
+        details: OutcomeDetails,
+        digest: str,
     ) -> tuple[StoredOutcome, bool]:
-        digest = _digest({**_outcome_values(visit), "plan_id": plan_id})
         with self._write() as session:
-            if session.get(CaseRow, visit.case_id) is None:
+            case = session.get(CaseRow, visit.case_id)
+            if case is None:
                 raise KeyError(visit.case_id)
             if outcome_id is not None:
                 row = session.get(OutcomeRow, outcome_id)
@@ -994,6 +1059,8 @@ class Store:
                 plan_id=plan_id,
                 content_hash=digest,
                 created_at=_now(),
+                address=visit.address or case.address,
+                **_details_values(details),
             )
             session.add(row)
             _bump_version(session)
