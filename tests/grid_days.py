@@ -55,6 +55,7 @@ def make_case(
     skills: Iterable[str] = (),
     service_min: int = 15,
     spans: tuple[str, ...] = (),
+    load: int = 0,
 ) -> Case:
     return Case(
         case_id,
@@ -63,6 +64,7 @@ def make_case(
         skills=frozenset(skills),
         service_s=service_min * 60,
         windows=windows(*spans) if spans else windows("00:00-24:00"),
+        load=load,
     )
 
 
@@ -76,6 +78,7 @@ def make_collector(
     skills: Iterable[str] = (),
     max_visits: int | None = None,
     mode: TravelMode = WALK,
+    capacity: int | None = None,
 ) -> Collector:
     return Collector(
         collector_id,
@@ -86,6 +89,7 @@ def make_collector(
         skills=frozenset(skills),
         max_visits=max_visits,
         mode=mode,
+        capacity=capacity,
     )
 
 
@@ -163,6 +167,29 @@ def random_day(
         for k in range(n_collectors)
     ]
     return make_problem(cases, collectors)
+
+
+def loaded_day(n_cases: int = 12, *, capacity: int = 10) -> Problem:
+    """Two collectors with ``capacity`` each, and cases of load 1 to 4 along a street.
+
+    Together the cases load far more than both collectors can carry, and
+    every case is worth its travel, so capacity alone decides who is left out.
+    """
+    rnd = random.Random(7)
+    cases = [
+        make_case(f"C{i:02d}", 150 * (i + 1), 80 * (i % 3), value=50_000, load=rnd.randint(1, 4))
+        for i in range(n_cases)
+    ]
+    collectors = [
+        make_collector("K1", 0, 0, capacity=capacity),
+        make_collector("K2", 600, 200, capacity=capacity),
+    ]
+    return make_problem(cases, collectors)
+
+
+def route_loads(problem: Problem, plan: Plan) -> dict[str, int]:
+    """Total load of each route's visits."""
+    return {r.collector_id: sum(problem.case(c).load for c in r.case_ids) for r in plan.routes}
 
 
 def solve_checked(problem: Problem, matrices, params: SolveParams = QUICK) -> Plan:

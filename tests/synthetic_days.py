@@ -19,7 +19,9 @@ from grid_days import (  # noqa: F401  (re-exported to the rule tests)
     WALK,
     at,
     hm,
+    loaded_day,
     planar,
+    route_loads,
 )
 
 from dispatch.explain import check_plan
@@ -55,6 +57,7 @@ def make_case(
     appointment: str | None = None,
     tolerance_min: int = 10,
     preferred: str | None = None,
+    load: int = 0,
 ) -> Case:
     return Case(
         case_id,
@@ -67,6 +70,7 @@ def make_case(
         appointment_s=None if appointment is None else hm(appointment),
         appointment_tolerance_s=tolerance_min * 60,
         preferred_collector=preferred,
+        load=load,
     )
 
 
@@ -82,6 +86,7 @@ def make_collector(
     mode: TravelMode = WALK,
     lunch: str | None = None,
     lunch_min: int = 30,
+    capacity: int | None = None,
 ) -> Collector:
     return Collector(
         collector_id,
@@ -94,6 +99,7 @@ def make_collector(
         mode=mode,
         break_window=None if lunch is None else span(lunch),
         break_s=0 if lunch is None else lunch_min * 60,
+        capacity=capacity,
     )
 
 

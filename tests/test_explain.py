@@ -213,6 +213,32 @@ def test_screen_treats_a_visit_cap_of_zero_as_no_capacity():
     assert "visit cap 0" in screened["A"].detail
 
 
+def test_screen_names_the_load_a_too_small_capacity_cannot_carry():
+    problem = make_problem(
+        [make_case("HEAVY", 100, 0, load=7)],
+        [make_collector("K1", capacity=5), make_collector("K2", capacity=6)],
+    )
+    matrices = make_matrices(problem)
+    assert feasible_collectors(problem, matrices, max_snap_m=300) == {"HEAVY": ()}
+    screened = screen_cases(problem, matrices, max_snap_m=300)
+    assert screened["HEAVY"].reason == Reason.CAPACITY_EXHAUSTED
+    assert screened["HEAVY"].detail == "the case's load 7 exceeds the capacity of K1 (5), K2 (6)"
+
+
+def test_explain_dropped_names_load_when_capacity_is_what_ran_out():
+    problem = make_problem(
+        [make_case("A", 300, 0, load=3), make_case("B", 600, 0, load=3)],
+        [make_collector("K1", capacity=5)],
+    )
+    matrices = make_matrices(problem)
+    route = time_route(problem, matrices, "K1", ["A"])
+    dropped = explain_dropped(
+        problem, matrices, [route], ["B"], max_snap_m=300, travel_cost_cents_per_hour=3000
+    )
+    assert dropped["B"].reason == Reason.CAPACITY_EXHAUSTED
+    assert "load 3 of capacity 5 used; the case's load 3 does not fit" in dropped["B"].detail
+
+
 def test_insertion_respects_the_visit_cap_and_windows(line_day):
     problem, matrices = line_day
     full = cheapest_insertions(
@@ -493,3 +519,16 @@ def test_a_missing_matrix_is_an_error_not_a_violation(line_day):
     problem, _ = line_day
     with pytest.raises(ValueError, match="no travel matrix for mode walk"):
         time_route(problem, {}, "K1", ["A"])
+
+
+def test_check_plan_flags_a_route_that_loads_more_than_its_capacity():
+    problem = make_problem(
+        [make_case("A", 300, 0, load=4), make_case("B", 600, 0, load=3)],
+        [make_collector("K1", capacity=6)],
+    )
+    matrices = make_matrices(problem)
+    violations = check_plan(problem, matrices, plan_of(problem, matrices, {"K1": ["A", "B"]}))
+    assert [(v.code, v.collector_id, v.message) for v in violations] == [
+        (ViolationCode.OVER_CAPACITY, "K1", "K1's visits load 7, more than the capacity of 6")
+    ]
+    assert check_plan(problem, matrices, plan_of(problem, matrices, {"K1": ["A"]})) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from grid_days import (
     BIKE,
@@ -9,12 +11,14 @@ from grid_days import (
     QUICK,
     WALK,
     hm,
+    loaded_day,
     make_case,
     make_collector,
     make_matrices,
     make_problem,
     random_day,
     reasons,
+    route_loads,
     solve_checked,
 )
 
@@ -310,3 +314,25 @@ def test_a_matrix_that_does_not_fit_the_problem_is_refused():
 def test_solve_params_refuse_values_that_make_no_sense(changes, message):
     with pytest.raises(InvalidProblemError, match=message):
         SolveParams(**changes)
+
+
+def test_capacity_bounds_the_load_of_each_route():
+    problem = loaded_day()
+    plan = solve_checked(problem, make_matrices(problem))
+    assert plan.stats["backend_ortools"] == 1
+    loads = route_loads(problem, plan)
+    assert loads and all(load <= 10 for load in loads.values())
+    # Every case pays for its travel: only capacity can leave one out, so both routes fill up.
+    assert sum(loads.values()) >= 18
+    assert set(reasons(plan).values()) == {Reason.CAPACITY_EXHAUSTED}
+    assert all("capacity 10" in u.detail for u in plan.unassigned)
+
+
+def test_loads_without_a_capacity_bind_nothing():
+    problem = loaded_day()
+    free = dataclasses.replace(
+        problem,
+        collectors=tuple(dataclasses.replace(k, capacity=None) for k in problem.collectors),
+    )
+    plan = solve_checked(free, make_matrices(free))
+    assert plan.unassigned == ()

@@ -11,17 +11,19 @@ from synthetic_days import (
     QUICK,
     WALK,
     hm,
+    loaded_day,
     make_case,
     make_collector,
     make_matrices,
     make_problem,
     reasons,
+    route_loads,
     rules_day,
     solve_checked,
 )
 
 from dispatch.errors import InvalidProblemError
-from dispatch.model import Plan, Reason
+from dispatch.model import Crew, Plan, Reason
 from dispatch.solve import SolveParams, solve
 
 pytest.importorskip("pyvrp", reason="the pyvrp extra is not installed")
@@ -254,3 +256,27 @@ def test_one_worker_runs_one_search():
 def test_backend_settings_refuse_values_that_make_no_sense(changes, message):
     with pytest.raises(InvalidProblemError, match=message):
         SolveParams(**changes)
+
+
+def test_pyvrp_keeps_each_route_within_its_capacity():
+    problem = loaded_day()
+    plan = solve_checked(problem, make_matrices(problem), PYVRP)
+    assert backend_of(plan) == "pyvrp"
+    assert plan.stats["inserted_after_search"] == 0
+    loads = route_loads(problem, plan)
+    assert all(load <= 10 for load in loads.values())
+    assert sum(loads.values()) >= 18
+    assert set(reasons(plan).values()) == {Reason.CAPACITY_EXHAUSTED}
+
+
+def test_a_crew_carries_what_its_smallest_member_can():
+    cases = [make_case(f"C{i}", 200 * (i + 1), 0, load=2) for i in range(5)]
+    problem = make_problem(
+        cases,
+        [make_collector("A", capacity=8), make_collector("B", capacity=4)],
+        crews=[Crew("A+B", ("A", "B"))],
+    )
+    assert problem.team("A").capacity == 4
+    for params in (QUICK, PYVRP):
+        plan = solve_checked(problem, make_matrices(problem), params)
+        assert route_loads(problem, plan) == {"A": 4}

@@ -69,6 +69,8 @@ class ViolationCode(StrEnum):
     """A route belongs to a collector the problem does not have."""
     MAX_VISITS = "MAX_VISITS"
     """A route has more stops than the collector's visit cap."""
+    OVER_CAPACITY = "OVER_CAPACITY"
+    """A route's visits load more than the collector's (or crew's) capacity."""
     SERVICE_TOO_SHORT = "SERVICE_TOO_SHORT"
     """A visit ends before its service time has passed."""
     BAD_TOTALS = "BAD_TOTALS"
@@ -516,7 +518,8 @@ def feasible_collectors(
     """Teams that could visit each case if it were their only visit of the day.
 
     A team qualifies for a case when it holds all the case's skills and is
-    at least as large as its crew size, may make at least one visit, the
+    at least as large as its crew size, may make at least one visit, has
+    the capacity for the case's load, the
     case lies within ``max_snap_m`` of its mode's road network, the matrix
     has a path start-case-end, and leaving at shift start it can start the
     visit inside a start window, take its break, and reach its end by shift
@@ -547,7 +550,8 @@ def screen_cases(
     (``NO_QUALIFIED_COLLECTOR``); no crew large enough holds the skills
     (``NO_CREW``); the address is off the road network of every qualified
     team's mode (``OFF_NETWORK``); the qualified teams may make no visits
-    (``CAPACITY_EXHAUSTED``, visit cap 0); no usable team has a path
+    (``CAPACITY_EXHAUSTED``: visit cap 0, or a capacity below the case's
+    load); no usable team has a path
     start-case-end (``UNREACHABLE``); no usable, reachable team can start the
     visit in time, take its break and end the shift on time
     (``APPOINTMENT_IMPOSSIBLE`` for a case with an appointment, else
@@ -579,8 +583,8 @@ def cheapest_insertions(
     """Where a case fits at least extra travel into each given team's route.
 
     The other visits keep their order and are retimed (earliest start); the
-    insertion must keep every start window, the shift, the break and the
-    visit cap.
+    insertion must keep every start window, the shift, the break, the
+    visit cap and the capacity (the route's load).
 
     Parameters
     ----------
@@ -616,6 +620,13 @@ def _best_insertion(
 ) -> Insertion | str:
     if team.max_visits is not None and len(order) >= team.max_visits:
         return f"visit cap {team.max_visits} reached"
+    if team.capacity is not None:
+        load = sum(problem.case(c).load for c in order)
+        if load + case.load > team.capacity:
+            return (
+                f"load {load} of capacity {team.capacity} used; the case's load "
+                f"{case.load} does not fit"
+            )
     duration = _matrix_of(matrices, team.mode, problem).duration_s
     points = _points_of(problem, team, order)
     cases = [problem.case(c) for c in order]
@@ -720,7 +731,8 @@ def explain_dropped(
     """Say why each case that passed screening is still not on a route.
 
     When no route of a team that could visit it alone has room (visit cap,
-    shift, windows or break, re-timing the route), the reason is
+    capacity left for the case's load, shift, windows or break, re-timing
+    the route), the reason is
     ``APPOINTMENT_IMPOSSIBLE`` for a case with an appointment and
     ``CAPACITY_EXHAUSTED`` otherwise; the detail then also names the
     lowest-value planned visits whose removal would make room
@@ -993,6 +1005,14 @@ def _check_route(
             ViolationCode.MAX_VISITS,
             f"{who} has {len(route.stops)} visits, more than the cap of {team.max_visits}",
         )
+    if team.capacity is not None:
+        visited = set(route.case_ids)
+        load = sum(c.load for c in problem.cases if c.id in visited)
+        if load > team.capacity:
+            report(
+                ViolationCode.OVER_CAPACITY,
+                f"{who}'s visits load {load}, more than the capacity of {team.capacity}",
+            )
     brk = _break_of(team)
     # Break placement is judged against the stated times; the travel rules below add the
     # break to a leg only when the route takes it on that leg.
@@ -1257,6 +1277,10 @@ def _assess(
         if team.max_visits == 0:
             assessments.append(_Assessment(team, True, snap_m, capped=True))
             continue
+        if team.capacity is not None and case.load > team.capacity:
+            note = f"{_who(team)} ({team.capacity})"
+            assessments.append(_Assessment(team, True, snap_m, capped=True, note=note))
+            continue
         to_case = int(matrix.duration_s[problem.start_index(team.position), point])
         from_case = int(matrix.duration_s[point, problem.end_index(team.position)])
         who = _who(team)
@@ -1323,9 +1347,18 @@ def _screen_reason(
         )
     usable = [a for a in skilled if a.on_network and not a.capped]
     if not usable:
-        capped = [_who(a.team) for a in skilled if a.capped]
+        # A capped assessment carries a note when capacity, not a visit cap of 0, stops it.
+        idle = [_who(a.team) for a in skilled if a.capped and not a.note]
+        small = [a.note for a in skilled if a.capped and a.note]
         off = [_who(a.team) for a in skilled if not a.on_network]
-        detail = f"qualified collector(s) {_join(capped)} may make no visits today (visit cap 0)"
+        parts = []
+        if idle:
+            parts.append(
+                f"qualified collector(s) {_join(idle)} may make no visits today (visit cap 0)"
+            )
+        if small:
+            parts.append(f"the case's load {case.load} exceeds the capacity of {_join(small)}")
+        detail = "; ".join(parts)
         if off:
             detail += f"; the address is off the road network of {_join(off)}"
         return Reason.CAPACITY_EXHAUSTED, detail

@@ -44,7 +44,7 @@ class Reason(StrEnum):
     """No qualified team can start the visit within the appointment's tolerance, alone or
     on today's routes (an appointment is kept whenever it fits, whatever its value)."""
     CAPACITY_EXHAUSTED = "CAPACITY_EXHAUSTED"
-    """Feasible alone, but no route had room left for it (time, break or visit cap)."""
+    """Feasible alone, but no route had room left for it (time, break, visit cap or load)."""
     NOT_WORTH_TRAVEL = "NOT_WORTH_TRAVEL"
     """It fits into a route, but the extra travel costs more than the case's value."""
     POLICY_EXCLUDED = "POLICY_EXCLUDED"
@@ -178,6 +178,10 @@ class Case:
         or not at all.
     appointment_tolerance_s
         How far the visit may start before or after the appointment (>= 0).
+    load
+        Units of a collector's ``capacity`` the visit uses up (>= 0), for
+        example documents to hand over or equipment to leave. Default 0: the
+        visit uses none, and a capacity does not bind.
     """
 
     id: str
@@ -197,6 +201,7 @@ class Case:
     min_crew: int = 1
     appointment_s: int | None = None
     appointment_tolerance_s: int = 600
+    load: int = 0
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():
@@ -226,6 +231,8 @@ class Case:
             raise InvalidProblemError(
                 f"{owner}: appointment tolerance {self.appointment_tolerance_s} s is negative"
             )
+        if self.load < 0:
+            raise InvalidProblemError(f"{owner}: load {self.load} is negative")
 
     @property
     def start_windows(self) -> tuple[TimeWindow, ...]:
@@ -258,6 +265,9 @@ class Collector:
     one piece inside ``break_window`` and inside the shift, at a door or on
     the way between visits, never during one. The part of the window inside
     the shift must be at least ``break_s`` long.
+
+    ``capacity`` bounds the total ``Case.load`` of the day's visits (>= 0);
+    None (the default) sets no bound.
     """
 
     id: str
@@ -270,6 +280,7 @@ class Collector:
     mode: TravelMode = TravelMode.DRIVE
     break_window: TimeWindow | None = None
     break_s: int = 0
+    capacity: int | None = None
 
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():
@@ -279,6 +290,8 @@ class Collector:
             raise InvalidProblemError(f"{owner}: shift {self.shift} has no length")
         if self.max_visits is not None and self.max_visits < 0:
             raise InvalidProblemError(f"{owner}: maximum visits {self.max_visits} is negative")
+        if self.capacity is not None and self.capacity < 0:
+            raise InvalidProblemError(f"{owner}: capacity {self.capacity} is negative")
         try:
             object.__setattr__(self, "mode", TravelMode(self.mode))
         except ValueError:
@@ -344,6 +357,7 @@ class Team:
     that collector's position in ``Problem.collectors`` (the team starts and
     ends at that collector's points). ``break_window`` is where the break must
     lie (already cut to the shift); it is None when no break is due.
+    ``capacity`` bounds the total load of the team's visits (None: no bound).
     """
 
     id: str
@@ -356,6 +370,7 @@ class Team:
     max_visits: int | None
     break_window: TimeWindow | None
     break_s: int
+    capacity: int | None = None
 
     @property
     def member_ids(self) -> tuple[str, ...]:
@@ -385,6 +400,7 @@ def _team(members: tuple[Collector, ...], position: int, crew_id: str | None) ->
         raise InvalidProblemError(f"{owner}: the members' shifts do not overlap")
     shift = TimeWindow(shift_start_s, shift_end_s)
     caps = [k.max_visits for k in members if k.max_visits is not None]
+    capacities = [k.capacity for k in members if k.capacity is not None]
     breaking = [k for k in members if k.break_s > 0]
     break_s = max((k.break_s for k in breaking), default=0)
     break_window = None
@@ -410,6 +426,7 @@ def _team(members: tuple[Collector, ...], position: int, crew_id: str | None) ->
         max_visits=min(caps) if caps else None,
         break_window=break_window,
         break_s=break_s,
+        capacity=min(capacities) if capacities else None,
     )
 
 

@@ -818,6 +818,15 @@ def _build_model(
             True,
             "visits",
         )
+    if any(t.capacity is not None for t in fleet):
+        loads = [n.case.load for n in nodes]
+        routing.AddDimensionWithVehicleCapacity(
+            routing.RegisterUnaryTransitVector(loads + [0] * (2 * n_vehicles)),
+            0,
+            [sum(loads) if t.capacity is None else t.capacity for t in fleet],
+            True,
+            "load",
+        )
     if params.objective == "balanced":
         # Working time (travel and visits, no waiting) from zero: its global span is the
         # busiest team's working time, which the balance price pushes down.

@@ -10,7 +10,8 @@ only when a day is searched with it. The day maps onto PyVRP 0.14 as:
   client per window in a mutually exclusive client group;
 - travel is priced through the distance matrix (seconds x cents per hour, in
   the shared objective units) and the span price through the route duration;
-- the visit cap is a load dimension (each visit loads 1); teams that may not
+- the visit cap is a load dimension (each visit loads 1), and so is the
+  capacity (each visit loads its case's ``load``); teams that may not
   visit a case (skills, crew size, snap limit) get no room in a load
   dimension of that case's class;
 - the continuity price is added to every arc into a case on the profiles of
@@ -188,6 +189,8 @@ def _build_data(day: SearchDay, params: SolveParams) -> _Data:
     depots = [pyvrp.Depot(location) for location in range(2 * n_teams)]
     classes = _load_classes(day, fleet, params)
     capped = any(t.max_visits is not None for t in fleet)
+    loaded = any(t.capacity is not None for t in fleet)
+    total_load = sum(c.load for c in day.cases)
     prizes = _prizes(day, fleet, params)
     unit = _unit(max(prizes.values(), default=1))
 
@@ -200,7 +203,8 @@ def _build_data(day: SearchDay, params: SolveParams) -> _Data:
         if len(windows) > 1:
             group = len(groups)
             groups.append(list(range(len(clients), len(clients) + len(windows))))
-        load = [1] * capped + [int(case.id in members) for members in classes.values()]
+        load = [1] * capped + [case.load] * loaded
+        load += [int(case.id in members) for members in classes.values()]
         for window in windows:
             clients.append(
                 pyvrp.Client(
@@ -222,6 +226,7 @@ def _build_data(day: SearchDay, params: SolveParams) -> _Data:
     vehicle_types = []
     for vehicle, team in enumerate(fleet):
         cap = [len(clients) if team.max_visits is None else team.max_visits] * capped
+        cap += [total_load if team.capacity is None else team.capacity] * loaded
         room = [0 if team.id in excluded else len(clients) for excluded in classes]
         vehicle_types.append(
             pyvrp.VehicleType(
