@@ -280,3 +280,30 @@ def test_a_crew_carries_what_its_smallest_member_can():
     for params in (QUICK, PYVRP):
         plan = solve_checked(problem, make_matrices(problem), params)
         assert route_loads(problem, plan) == {"A": 4}
+
+
+def test_pyvrp_requires_cases_worth_more_than_the_day_once_a_plan_visits_them_all():
+    # Each case is worth more than every collector's whole shift in travel plus all the
+    # other cases: any plan that visits them all beats any plan that drops one.
+    cases = [make_case(f"C{i}", 250 * (i % 5), 250 * (i // 5), value=10**9) for i in range(15)]
+    problem = make_problem(cases, [make_collector("K1"), make_collector("K2", 1000, 500)])
+    plan = solve_checked(problem, make_matrices(problem), PYVRP)
+    assert plan.stats["required_cases"] == 15
+    assert plan.stats["search_iterations"] == 300
+    assert plan.unassigned == ()
+
+
+def test_pyvrp_keeps_cases_optional_while_no_plan_can_visit_them_all():
+    # Two appointments at the same time far apart: one walker can keep only one of them.
+    problem = make_problem(
+        [
+            make_case("EAST", 1000, 0, appointment="10:00"),
+            make_case("WEST", -1000, 0, appointment="10:00"),
+            make_case("NEAR", 200, 0),
+        ],
+        [make_collector("K1")],
+    )
+    plan = solve_checked(problem, make_matrices(problem), PYVRP)
+    assert plan.stats["required_cases"] == 0
+    assert len(plan.assigned_case_ids() & {"EAST", "WEST"}) == 1
+    assert set(reasons(plan).values()) == {Reason.APPOINTMENT_IMPOSSIBLE}
