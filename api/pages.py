@@ -9,11 +9,12 @@ each page is rendered as deep below a scratch folder as its URL lies below
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
 from dispatch.compliance import Exclusion, ExposureProfile, Rule
+from dispatch.progress import Progress
 from dispatch.store import StoredItinerary, StoredPlan
 
 ASSETS_PATH = "/v1/assets"
@@ -38,7 +39,13 @@ def _render(depth: int, draw: Callable[[Path, Path], object]) -> str:
         return page.read_text(encoding="utf-8")
 
 
-def overview_html(stored: StoredPlan, itineraries: tuple[StoredItinerary, ...]) -> str:
+def overview_html(
+    stored: StoredPlan,
+    itineraries: tuple[StoredItinerary, ...],
+    *,
+    progress: Progress | None = None,
+    refresh_s: int | None = None,
+) -> str:
     """The dispatcher's map of a plan, for ``/v1/plans/{plan_id}/map``."""
     from dispatch.maps import render_overview
 
@@ -59,14 +66,31 @@ def overview_html(stored: StoredPlan, itineraries: tuple[StoredItinerary, ...]) 
             excluded=excluded,
             excluded_cases=stored.problem.cases,
             assets_dir=assets,
+            progress=progress,
+            refresh_s=refresh_s,
         ),
     )
 
 
-def collector_html(stored: StoredItinerary) -> str:
-    """A collector's phone page, for ``/v1/plans/{plan_id}/itineraries/{collector_id}/page``."""
-    from dispatch.maps import render_collector_page
+def collector_html(
+    stored: StoredItinerary,
+    *,
+    navigation: Sequence[str],
+    reported: Mapping[str, Mapping[str, object]],
+) -> str:
+    """A collector's phone page, for ``/v1/plans/{plan_id}/itineraries/{collector_id}/page``.
 
+    Outcomes are recorded from the page to the itinerary's ``outcomes``
+    route; ``reported`` holds those the service has, by case id.
+    """
+    from dispatch.maps import Reporting, render_collector_page
+
+    collector_id = stored.itinerary.collector.id
+    reporting = Reporting(
+        endpoint="outcomes",
+        storage_key=f"dispatch-outbox:{stored.plan_id}:{collector_id}",
+        reported=reported,
+    )
     return _render(
         4,
         lambda page, assets: render_collector_page(
@@ -75,5 +99,7 @@ def collector_html(stored: StoredItinerary) -> str:
             page,
             exposure=_exposure(stored.exposure),
             assets_dir=assets,
+            navigation=navigation,
+            reporting=reporting,
         ),
     )

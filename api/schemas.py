@@ -42,6 +42,7 @@ from dispatch.model import (
     format_clock,
     parse_clock,
 )
+from dispatch.progress import Progress, StopStatus
 from dispatch.store import (
     ApiKeyRecord,
     CheckIn,
@@ -665,6 +666,71 @@ class PlanOut(PlanSummaryOut):
     """A stored plan with its routes (unassigned cases: see ``/unassigned``)."""
 
     routes: list[RouteOut]
+
+
+class StopProgressOut(BaseModel):
+    """A planned stop's status: planned, done (with the latest outcome) or missed."""
+
+    route_id: str = Field(description="The route's collector id (a crew's first member).")
+    number: int
+    case_id: str
+    planned_start: dt.datetime
+    status: StopStatus
+    outcome: Outcome | None
+    reported_at: dt.datetime | None = Field(description="When the visit was, as reported.")
+    far_from_address: bool
+
+
+class RouteProgressOut(BaseModel):
+    """How far a route has got."""
+
+    route_id: str
+    member_ids: list[str]
+    stops: int
+    done: int
+    missed: int
+    planned: int
+    next_case_id: str | None = Field(description="The first stop still planned.")
+
+
+class ProgressOut(BaseModel):
+    """The plan's progress as of an instant."""
+
+    as_of: dt.datetime
+    routes: list[RouteProgressOut]
+    stops: list[StopProgressOut]
+
+
+def progress_out(progress: Progress) -> ProgressOut:
+    """The response body of a plan's progress."""
+    return ProgressOut(
+        as_of=progress.as_of,
+        routes=[
+            RouteProgressOut(
+                route_id=r.route_id,
+                member_ids=list(r.member_ids),
+                stops=r.stops,
+                done=r.done,
+                missed=r.missed,
+                planned=r.planned,
+                next_case_id=r.next_case_id,
+            )
+            for r in progress.routes
+        ],
+        stops=[
+            StopProgressOut(
+                route_id=s.route_id,
+                number=s.number,
+                case_id=s.case_id,
+                planned_start=s.planned_start,
+                status=s.status,
+                outcome=s.outcome,
+                reported_at=s.reported_at,
+                far_from_address=s.far_from_address,
+            )
+            for s in progress.stops
+        ],
+    )
 
 
 class UnassignedOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatch.network import default_cache_dir
@@ -60,3 +60,10 @@ class Settings(BaseSettings):
         "(see dispatch.itinerary.NAVIGATION_APPS; for example amap,baidu for mainland China).",
     )
     max_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest request body.")
+
+    @field_validator("navigation_apps")
+    @classmethod
+    def _known_apps(cls, value: str) -> str:
+        from dispatch.itinerary import parse_navigation
+
+        return ",".join(parse_navigation(value))

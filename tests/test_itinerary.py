@@ -11,7 +11,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dispatch.errors import InvalidProblemError, NetworkError
-from dispatch.itinerary import Itinerary, Leg, build_itineraries, navigation_links
+from dispatch.itinerary import (
+    Itinerary,
+    Leg,
+    build_itineraries,
+    navigation_links,
+    parse_navigation,
+)
 from dispatch.matrix import TravelMatrix, build_matrix
 from dispatch.model import (
     Case,
@@ -462,3 +468,29 @@ def test_a_collector_on_two_routes_is_refused(problem, plan, network, matrix):
             {TravelMode.WALK: network},
             {TravelMode.WALK: matrix},
         )
+
+
+def test_navigation_apps_are_chosen_and_ordered_by_configuration():
+    place = Location(39.908823, 116.397470)
+    links = navigation_links(place, mode=TravelMode.BIKE, apps=parse_navigation("amap, geo,baidu"))
+    assert list(links) == ["amap", "geo", "baidu"]
+
+    parts = urlsplit(links["amap"])
+    query = parse_qs(parts.query)
+    assert (parts.netloc, parts.path) == ("uri.amap.com", "/navigation")
+    # Amap wants longitude first, and converts from WGS84 itself.
+    assert query["to"] == ["116.397470,39.908823,Visit"]
+    assert (query["mode"], query["coordinate"]) == (["ride"], ["wgs84"])
+
+    assert links["geo"] == "geo:39.908823,116.397470?q=39.908823,116.397470"
+
+    query = parse_qs(urlsplit(links["baidu"]).query)
+    assert query["destination"] == ["latlng:39.908823,116.397470|name:Visit"]
+    assert (query["mode"], query["coord_type"]) == (["riding"], ["wgs84"])
+
+
+def test_an_unknown_navigation_app_is_named():
+    with pytest.raises(ValueError, match=r"navigation app.*tomtom.*choose from osm"):
+        parse_navigation("osm,tomtom")
+    with pytest.raises(ValueError, match="none given"):
+        parse_navigation(" , ")

@@ -590,8 +590,10 @@ def test_pages_load_leaflet_and_jquery_from_the_folder_written_beside_them(
     pages = [path for path in written if path.suffix == ".html"]
     shipped = [file for _, file in (*ASSET_SCRIPTS, *ASSET_STYLES)]
     assert linked_files(overview.read_text("utf-8")) == [f"assets/{f}" for f in shipped]
+    # Collector pages also load the page's own script, from the same folder.
+    own = sorted(f"../assets/{f}" for f in (*shipped, "dispatch/collector.js"))
     for page in pages:
-        assert linked_files(page.read_text("utf-8")) == [f"../assets/{f}" for f in shipped]
+        assert sorted(linked_files(page.read_text("utf-8"))) == own
     for page in (overview, *pages):
         for link in linked_files(page.read_text("utf-8")):
             assert (page.parent / link).resolve().is_file()

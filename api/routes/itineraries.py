@@ -6,6 +6,8 @@ and collector, or with an API key.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 
@@ -27,7 +29,9 @@ from api.schemas import (
     OutcomeIn,
     OutcomeOut,
     itinerary_out,
+    outcome_out,
 )
+from dispatch.itinerary import parse_navigation
 from dispatch.store import Store, StoredItinerary
 
 router = APIRouter(prefix="/plans/{plan_id}/itineraries", tags=["itineraries"])
@@ -86,9 +90,26 @@ def read_itinerary(access: ItineraryReader, store: StoreDep) -> ItineraryOut:
     responses={200: {"content": {"text/html": {}}, "description": "The collector's map page"}}
     | responses(401, 403, 404, 422),
 )
-def read_itinerary_page(access: ItineraryReader, store: StoreDep) -> HTMLResponse:
-    """The collector's phone page: their route on a map and the list of stops."""
-    return HTMLResponse(collector_html(_itinerary(store, access)))
+def read_itinerary_page(
+    access: ItineraryReader, store: StoreDep, settings: SettingsDep
+) -> HTMLResponse:
+    """The collector's phone page: their route on a map, the stops, and an outcome form per stop.
+
+    The page keeps outcomes entered without a connection and sends them when
+    it is back, each under its own id so that none is recorded twice.
+    """
+    stored = _itinerary(store, access)
+    problem = stored.problem
+    cases = [s.case.id for s in stored.itinerary.stops]
+    start = problem.to_datetime(0)
+    end = dt.datetime.combine(problem.date + dt.timedelta(days=1), dt.time(0), problem.tz)
+    reported = {
+        o.visit.case_id: outcome_out(o).model_dump(mode="json")
+        for o in store.outcomes_of_day(access.plan_id, cases, start=start, end=end)
+    }
+    navigation = parse_navigation(settings.navigation_apps)
+    page = collector_html(stored, navigation=navigation, reported=reported)
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
 @router.post(

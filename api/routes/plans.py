@@ -20,14 +20,18 @@ from api.schemas import (
     PlanOut,
     PlanRequestIn,
     PlanSummaryOut,
+    ProgressOut,
     UnassignedOut,
     audit_out,
     job_out,
     plan_out,
     plan_summary_out,
+    progress_out,
 )
 from dispatch.compliance import PolicyError
-from dispatch.model import Reason
+from dispatch.model import Plan, Problem, Reason
+from dispatch.progress import Progress, ReportedVisit, track_progress
+from dispatch.store import Store
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 
@@ -142,9 +146,53 @@ def read_audit(plan_id: PlanIdPath, store: StoreDep, _: PlansReader) -> AuditOut
     responses={200: {"content": {"text/html": {}}, "description": "The overview map page"}}
     | responses(401, 403, 404, 422),
 )
-def read_overview_map(plan_id: PlanIdPath, store: StoreDep, _: PlansReader) -> HTMLResponse:
-    """The dispatcher's map: every route, stop, unassigned and excluded case."""
+def read_overview_map(
+    plan_id: PlanIdPath,
+    store: StoreDep,
+    _: PlansReader,
+    refresh_s: Annotated[
+        int | None, Query(ge=10, le=3600, description="Reload the page this often (seconds).")
+    ] = 60,
+) -> HTMLResponse:
+    """The dispatcher's map: every route, stop, unassigned and excluded case.
+
+    Each stop shows its status (planned, done with the outcome, or missed)
+    and each collector their progress, as of the request.
+    """
     stored = store.get_plan(plan_id)
     if stored is None:
         raise not_found("plan", plan_id)
-    return HTMLResponse(overview_html(stored, store.list_itineraries(plan_id)))
+    progress = day_progress(store, plan_id, stored.problem, stored.plan)
+    page = overview_html(
+        stored, store.list_itineraries(plan_id), progress=progress, refresh_s=refresh_s
+    )
+    return HTMLResponse(page)
+
+
+@router.get(
+    "/{plan_id}/progress", response_model=ProgressOut, responses=responses(401, 403, 404, 422)
+)
+def read_progress(plan_id: PlanIdPath, store: StoreDep, _: PlansReader) -> ProgressOut:
+    """Each stop's status (planned, done with its outcome, missed) and each route's progress.
+
+    A stop is missed when no outcome is recorded by 30 minutes after its
+    planned visit ends.
+    """
+    stored = store.get_plan(plan_id)
+    if stored is None:
+        raise not_found("plan", plan_id)
+    return progress_out(day_progress(store, plan_id, stored.problem, stored.plan))
+
+
+def day_progress(store: Store, plan_id: str, problem: Problem, plan: Plan) -> Progress:
+    """A stored plan's progress now, from the outcomes recorded for its cases."""
+    cases = [stop.case_id for route in plan.routes for stop in route.stops]
+    start = problem.to_datetime(0)
+    end = dt.datetime.combine(problem.date + dt.timedelta(days=1), dt.time(0), problem.tz)
+    reported = [
+        ReportedVisit(
+            o.visit, o.plan_id, o.details.checkin is not None and o.details.checkin.far_from_address
+        )
+        for o in store.outcomes_of_day(plan_id, cases, start=start, end=end)
+    ]
+    return track_progress(problem, plan, reported, plan_id=plan_id, now=dt.datetime.now(dt.UTC))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import quote, urlencode
@@ -30,6 +30,8 @@ _OSM_ENGINES = {
 # Apple's ``dirflg`` knows driving (d), walking (w) and transit (r) only; a cyclist gets the
 # transport type they chose in the app.
 _APPLE_FLAGS = {TravelMode.WALK: "w", TravelMode.DRIVE: "d"}
+_AMAP_MODES = {TravelMode.WALK: "walk", TravelMode.BIKE: "ride", TravelMode.DRIVE: "car"}
+_BAIDU_MODES = {TravelMode.WALK: "walking", TravelMode.BIKE: "riding", TravelMode.DRIVE: "driving"}
 
 
 @dataclass(frozen=True)
@@ -353,8 +355,109 @@ def build_itineraries(
     return tuple(itineraries)
 
 
-def navigation_links(location: Location, *, mode: TravelMode) -> dict[str, str]:
-    """Deep links that open turn-by-turn directions to a place in a navigation app.
+def _osm_link(place: str, mode: TravelMode) -> str:
+    return "https://www.openstreetmap.org/directions?" + _query(
+        {"engine": _OSM_ENGINES[mode], "route": f";{place}"}
+    )
+
+
+def _google_link(place: str, mode: TravelMode) -> str:
+    return "https://www.google.com/maps/dir/?" + _query(
+        {"api": "1", "destination": place, "travelmode": _GOOGLE_MODES[mode]}
+    )
+
+
+def _apple_link(place: str, mode: TravelMode) -> str:
+    query = {"daddr": place}
+    if mode in _APPLE_FLAGS:
+        query["dirflg"] = _APPLE_FLAGS[mode]
+    return "https://maps.apple.com/?" + _query(query)
+
+
+def _geo_link(place: str, mode: TravelMode) -> str:
+    # RFC 5870: Android offers every installed map app (OsmAnd, Organic Maps, ...).
+    return f"geo:{place}?q={place}"
+
+
+def _amap_link(place: str, mode: TravelMode) -> str:
+    lat, lon = place.split(",")
+    # Amap takes longitude first; coordinate=wgs84 makes it convert to its own GCJ-02 datum.
+    return "https://uri.amap.com/navigation?" + _query(
+        {
+            "to": f"{lon},{lat},Visit",
+            "mode": _AMAP_MODES[mode],
+            "coordinate": "wgs84",
+            "callnative": "1",
+        }
+    )
+
+
+def _baidu_link(place: str, mode: TravelMode) -> str:
+    return "https://api.map.baidu.com/direction?" + _query(
+        {
+            "destination": f"latlng:{place}|name:Visit",
+            "mode": _BAIDU_MODES[mode],
+            "coord_type": "wgs84",
+            "output": "html",
+            "src": "dispatch",
+        }
+    )
+
+
+def _waze_link(place: str, mode: TravelMode) -> str:
+    return "https://waze.com/ul?" + _query({"ll": place, "navigate": "yes"})
+
+
+def _query(values: Mapping[str, str]) -> str:
+    return urlencode(values, quote_via=quote)
+
+
+@dataclass(frozen=True, slots=True)
+class NavigationApp:
+    """A navigation app a stop can open, by a deep link built from the place and mode."""
+
+    key: str
+    name: str
+    link: Callable[[str, TravelMode], str]
+
+
+NAVIGATION_APPS: dict[str, NavigationApp] = {
+    app.key: app
+    for app in (
+        NavigationApp("osm", "OpenStreetMap", _osm_link),
+        NavigationApp("google", "Google Maps", _google_link),
+        NavigationApp("apple", "Apple Maps", _apple_link),
+        NavigationApp("geo", "Map app", _geo_link),
+        NavigationApp("amap", "Amap", _amap_link),
+        NavigationApp("baidu", "Baidu Maps", _baidu_link),
+        NavigationApp("waze", "Waze", _waze_link),
+    )
+}
+DEFAULT_NAVIGATION: tuple[str, ...] = ("osm", "google", "apple")
+
+
+def parse_navigation(text: str) -> tuple[str, ...]:
+    """Read a comma-separated list of navigation app keys (``osm,google,amap``).
+
+    Raises
+    ------
+    ValueError
+        A key is not one of ``NAVIGATION_APPS``, or the list is empty.
+    """
+    keys = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
+    unknown = [k for k in keys if k not in NAVIGATION_APPS]
+    if unknown or not keys:
+        raise ValueError(
+            f"navigation app(s) {', '.join(unknown) or '(none given)'} not known; "
+            f"choose from {', '.join(NAVIGATION_APPS)}"
+        )
+    return keys
+
+
+def navigation_links(
+    location: Location, *, mode: TravelMode, apps: Sequence[str] = DEFAULT_NAVIGATION
+) -> dict[str, str]:
+    """Deep links that open turn-by-turn directions to a place in navigation apps.
 
     The origin is left to the app (the phone's own position). Nothing is
     fetched; these are plain URLs.
@@ -365,25 +468,21 @@ def navigation_links(location: Location, *, mode: TravelMode) -> dict[str, str]:
         Where to go.
     mode
         How the collector travels; each app gets its matching profile.
+    apps
+        Keys of ``NAVIGATION_APPS``, in the order to offer them: ``osm``
+        (openstreetmap.org directions), ``google`` (Google Maps), ``apple``
+        (Apple Maps), ``geo`` (a ``geo:`` URI any Android map app opens, such
+        as OsmAnd or Organic Maps), ``amap`` and ``baidu`` (mainland China;
+        they convert from WGS84 themselves) and ``waze``.
 
     Returns
     -------
     dict[str, str]
-        URL per app: ``osm`` (openstreetmap.org directions), ``google`` (Google Maps)
-        and ``apple`` (Apple Maps).
+        URL per app, in the order of ``apps``.
     """
     mode = TravelMode(mode)
-    lat_lon = f"{location.lat:.6f},{location.lon:.6f}"
-    osm_query = {"engine": _OSM_ENGINES[mode], "route": f";{lat_lon}"}
-    google_query = {"api": "1", "destination": lat_lon, "travelmode": _GOOGLE_MODES[mode]}
-    apple_query = {"daddr": lat_lon}
-    if mode in _APPLE_FLAGS:
-        apple_query["dirflg"] = _APPLE_FLAGS[mode]
-    return {
-        "osm": "https://www.openstreetmap.org/directions?" + urlencode(osm_query, quote_via=quote),
-        "google": "https://www.google.com/maps/dir/?" + urlencode(google_query, quote_via=quote),
-        "apple": "https://maps.apple.com/?" + urlencode(apple_query, quote_via=quote),
-    }
+    place = f"{location.lat:.6f},{location.lon:.6f}"
+    return {key: NAVIGATION_APPS[key].link(place, mode) for key in apps}
 
 
 def _network_and_matrix(

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import cast
 
 import folium
 
-from dispatch.compliance import Exclusion, Exposure, ExposureProfile, redact_for_collector
+from dispatch.compliance import Exclusion, Exposure, ExposureProfile, Outcome, redact_for_collector
 from dispatch.itinerary import (
+    DEFAULT_NAVIGATION,
+    NAVIGATION_APPS,
     BreakPlace,
     Itinerary,
     ItineraryBreak,
@@ -39,6 +42,7 @@ from dispatch.model import (
     Unassigned,
     format_clock,
 )
+from dispatch.progress import Progress, StopProgress, StopStatus
 
 # Qualitative palette (Tableau 10 without its grey, plus navy and black): grey marks
 # unassigned cases. Collectors beyond its length reuse colours; layers tell them apart.
@@ -83,7 +87,18 @@ REASON_TEXT: dict[Reason, str] = {
 }
 BREAK_SYMBOL = "\u2016"
 _MODE_WORDS = {TravelMode.WALK: "walking", TravelMode.BIKE: "cycling", TravelMode.DRIVE: "driving"}
-_APP_NAMES = {"google": "Google Maps", "apple": "Apple Maps", "osm": "OpenStreetMap"}
+# Outcomes in the collector's words, in the order the form offers them.
+OUTCOME_LABELS: dict[Outcome, str] = {
+    Outcome.PAID: "Paid in full",
+    Outcome.PARTIAL_PAYMENT: "Partial payment",
+    Outcome.PROMISE_TO_PAY: "Promise to pay",
+    Outcome.NOT_HOME: "Not home",
+    Outcome.MOVED: "Moved",
+    Outcome.WRONG_ADDRESS: "Wrong address",
+    Outcome.REFUSED: "Refused",
+    Outcome.DISPUTED: "Disputed",
+    Outcome.THIRD_PARTY: "Third party only",
+}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 _MARKER_CSS = """
@@ -107,6 +122,10 @@ _MARKER_CSS = """
   border: 3px solid #303030; background: rgba(255, 255, 255, 0.75); color: #303030;
   box-shadow: 0 0 2px #fff; font: bold 18px/1 system-ui, -apple-system, "Segoe UI", sans-serif;
 }
+.dispatch-stop.is-done { filter: grayscale(0.85); opacity: 0.75; }
+.dispatch-stop.is-done::after { content: "\\2713"; position: absolute; right: -6px; top: -8px;
+  color: #1b6e20; font-size: 14px; text-shadow: 0 0 2px #fff; }
+.dispatch-stop.is-missed { border-color: #b00020; border-width: 3px; }
 .dispatch-popup { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
 .dispatch-popup th { text-align: left; padding-right: 8px; font-weight: 600; }
 """
@@ -119,6 +138,7 @@ _LEGEND_CSS = """
   font: 13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
 }
 .dispatch-legend h2 { font-size: 14px; margin: 0 0 4px; }
+.dispatch-legend .dispatch-progress { margin: 0 0 4px; font-weight: 600; }
 .dispatch-legend table { border-collapse: collapse; }
 .dispatch-legend td { padding: 1px 6px 1px 0; white-space: nowrap; }
 .dispatch-legend td.num { text-align: right; }
@@ -151,11 +171,20 @@ body {
 .dispatch-stops .phone { white-space: nowrap; }
 .dispatch-stops a.phone { color: #0b4f9c; }
 .dispatch-stops .debt, .dispatch-stops .meta { color: #555; font-size: 0.9rem; }
-.dispatch-stops .nav { margin-top: 6px; display: flex; flex-wrap: wrap; gap: 6px; }
-.dispatch-stops .nav a {
-  display: inline-block; padding: 6px 10px; border-radius: 6px; background: #eef2f7;
-  color: #0b4f9c; text-decoration: none; font-size: 0.9rem;
+.dispatch-actions { margin-top: 8px; display: flex; flex-wrap: wrap; gap: 8px; align-items: start; }
+.dispatch-stops .nav summary, .dispatch-stops button.dispatch-report {
+  display: inline-block; min-height: 44px; box-sizing: border-box; padding: 10px 14px;
+  border-radius: 8px; border: 0; font: 600 0.95rem/1.5 system-ui, sans-serif; cursor: pointer;
 }
+.dispatch-stops .nav summary { background: #eef2f7; color: #0b4f9c; list-style: none; }
+.dispatch-stops .nav summary::-webkit-details-marker { display: none; }
+.dispatch-stops .nav[open] summary { background: #dbe5f1; }
+.dispatch-stops .nav div { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 6px; }
+.dispatch-stops .nav a {
+  display: inline-block; padding: 10px 12px; border-radius: 6px; background: #eef2f7;
+  color: #0b4f9c; text-decoration: none; font-size: 0.95rem;
+}
+.dispatch-stops button.dispatch-report { background: #0b4f9c; color: #fff; }
 .dispatch-stops li.end { background: transparent; box-shadow: none; color: #444; }
 .dispatch-stops li.break { background: #fff8e1; color: #4e3b00; }
 .dispatch-stops li.break .dispatch-break { flex: 0 0 auto; width: 32px; height: 32px; }
@@ -170,24 +199,36 @@ body {
 }
 """
 
-# Tapping a stop in the list shows it on the map.
-_PAGE_SCRIPT = """
-window.addEventListener("load", function () {
-  var map = window[%(map)s];
-  var markers = %(markers)s;
-  document.querySelectorAll(".dispatch-stops [data-stop], .dispatch-stops [data-break]")
-    .forEach(function (item) {
-    item.addEventListener("click", function (event) {
-      if (event.target.closest("a")) { return; }
-      var key = item.hasAttribute("data-stop") ? item.getAttribute("data-stop") : "break";
-      var marker = window[markers[key]];
-      if (!map || !marker) { return; }
-      map.setView(marker.getLatLng(), Math.max(map.getZoom(), 17));
-      marker.openPopup();
-      window.scrollTo({ top: 0, behavior: "smooth" });
-    });
-  });
-});
+
+_REPORT_CSS = """
+.dispatch-position { order: 1; margin: 0; padding: 4px 14px; font-size: 0.85rem; color: #555;
+                     background: #fff; }
+.dispatch-sync { order: 1; margin: 0; padding: 8px 14px; background: #fff4ce; color: #4e3b00; }
+.dispatch-status:empty { display: none; }
+.dispatch-status { margin-top: 6px; font-weight: 600; }
+.dispatch-status[data-state="sent"] { color: #1b6e20; }
+.dispatch-status[data-state="queued"] { color: #8a5a00; }
+.dispatch-status[data-state="rejected"] { color: #b00020; }
+li[data-outcome-state="sent"] { opacity: 0.75; }
+.dispatch-stop.is-done { filter: grayscale(0.8); opacity: 0.7; }
+.dispatch-stop.is-queued { outline: 3px dashed #8a5a00; }
+.dispatch-report[open] { width: min(94vw, 480px); max-height: 92vh; border: 0; border-radius: 12px;
+                         padding: 16px; box-sizing: border-box; }
+.dispatch-report::backdrop { background: rgba(0, 0, 0, 0.4); }
+.dispatch-report h2 { font-size: 1.1rem; margin: 0 0 8px; }
+.dispatch-report label { display: block; margin: 10px 0; font-weight: 600; }
+.dispatch-report input:not([type=checkbox]), .dispatch-report select,
+.dispatch-report textarea {
+  display: block; width: 100%; box-sizing: border-box; margin-top: 4px; min-height: 44px;
+  font: 16px system-ui, sans-serif; padding: 8px; border: 1px solid #999; border-radius: 6px;
+}
+.dispatch-report .dispatch-check { font-weight: 400; }
+.dispatch-report .dispatch-check input { width: 22px; height: 22px; vertical-align: -5px; }
+.dispatch-form-error { color: #b00020; min-height: 1em; }
+.dispatch-buttons { display: flex; gap: 10px; justify-content: flex-end; }
+.dispatch-buttons button { min-height: 44px; padding: 10px 16px; border-radius: 8px; border: 0;
+                           font: 600 1rem system-ui, sans-serif; }
+.dispatch-buttons [type=submit] { background: #0b4f9c; color: #fff; }
 """
 
 
@@ -220,6 +261,8 @@ def render_overview(
     excluded: Sequence[Exclusion] = (),
     excluded_cases: Iterable[Case] = (),
     assets_dir: Path | None = None,
+    progress: Progress | None = None,
+    refresh_s: int | None = None,
 ) -> Path:
     """Draw every route, stop, unassigned and excluded case on one map for the dispatcher.
 
@@ -256,6 +299,12 @@ def render_overview(
     assets_dir
         Folder the page loads Leaflet and jQuery from, by a relative link; the
         package's copies are written there. Default: ``assets`` beside the page.
+    progress
+        The day's progress (``progress.track_progress``): each stop marker
+        shows its status (done, with the outcome, or missed) and the legend
+        each collector's count of stops done and missed.
+    refresh_s
+        Reload the page this often (seconds), for a live view; None: never.
 
     Returns
     -------
@@ -276,7 +325,7 @@ def render_overview(
     for itinerary in drawn:
         colour = colour_of(positions[itinerary.route.collector_id])
         layer = folium.FeatureGroup(name=_layer_name(itinerary), show=True)
-        _draw_itinerary(layer, itinerary, colour, exposure=None)
+        _draw_itinerary(layer, itinerary, colour, exposure=None, progress=progress)
         layer.add_to(fmap)
         bounds.extend(_itinerary_points(itinerary))
     # Cases the policy shut out have a layer of their own below.
@@ -310,6 +359,8 @@ def render_overview(
     folium.LayerControl(collapsed=len(drawn) > 12).add_to(fmap)
     root = _figure(fmap)
     root.header.add_child(folium.Element(f"<style>{_MARKER_CSS}{_LEGEND_CSS}</style>"))
+    if refresh_s is not None:
+        root.header.add_child(folium.Element(f'<meta http-equiv="refresh" content="{refresh_s}">'))
     legend = _legend(
         problem,
         plan,
@@ -317,6 +368,7 @@ def render_overview(
         page_links or {},
         excluded=len(shut_out),
         unassigned=unassigned,
+        progress=progress,
     )
     root.html.add_child(folium.Element(legend))
     _fit(fmap, bounds or [(k.start.lat, k.start.lon) for k in problem.collectors])
@@ -330,6 +382,8 @@ def render_collector_page(
     *,
     exposure: ExposureProfile | None = None,
     assets_dir: Path | None = None,
+    navigation: Sequence[str] = DEFAULT_NAVIGATION,
+    reporting: Reporting | None = None,
 ) -> Path:
     """Write a collector's phone page: their route on a map and the ordered list of stops.
 
@@ -358,6 +412,17 @@ def render_collector_page(
     assets_dir
         Folder the page loads Leaflet and jQuery from, by a relative link; the
         package's copies are written there. Default: ``assets`` beside the page.
+    navigation
+        Navigation apps each stop's "Navigate" button offers, in order (keys
+        of ``itinerary.NAVIGATION_APPS``).
+    reporting
+        Outcome reporting, for a page the service serves: each stop gets a
+        "Record outcome" button and a status, and outcomes wait in the
+        browser until the service has them. None (a page on disk): no
+        reporting.
+
+    The page shows the collector's own position on the map when the
+    browser shares it.
 
     Returns
     -------
@@ -370,15 +435,92 @@ def render_collector_page(
     colour = colour_of(problem.collector_position(itinerary.route.collector_id))
     title = f"{collector.name or collector.id}: {problem.date.isoformat()}"
     fmap = _new_map(title, path, assets_dir)
-    markers = _draw_itinerary(fmap, itinerary, colour, exposure=profile)
+    markers = _draw_itinerary(fmap, itinerary, colour, exposure=profile, navigation=navigation)
     root = _figure(fmap)
-    root.header.add_child(folium.Element(f"<style>{_MARKER_CSS}{_PAGE_CSS}</style>"))
+    root.header.add_child(folium.Element(f"<style>{_MARKER_CSS}{_PAGE_CSS}{_REPORT_CSS}</style>"))
     root.html.add_child(folium.Element(_page_header(problem, itinerary)))
-    root.html.add_child(folium.Element(_stop_list(itinerary, colour, profile)))
-    script = _PAGE_SCRIPT % {"map": json.dumps(fmap.get_name()), "markers": json.dumps(markers)}
-    root.html.add_child(folium.Element(f"<script>{script}</script>"))
+    root.html.add_child(
+        folium.Element(
+            '<p id="dispatch-position" class="dispatch-position">Your position is not shared</p>'
+            '<p id="dispatch-sync" class="dispatch-sync" role="status" hidden></p>'
+        )
+    )
+    stops = _stop_list(itinerary, colour, profile, navigation, reporting=reporting is not None)
+    root.html.add_child(folium.Element(stops))
+    config: dict[str, object] = {"map": fmap.get_name(), "markers": markers, "reporting": None}
+    if reporting is not None:
+        root.html.add_child(folium.Element(_report_form(problem)))
+        config["reporting"] = {
+            "endpoint": reporting.endpoint,
+            "storage_key": reporting.storage_key,
+            "reported": dict(reporting.reported),
+            "labels": {o.value: label for o, label in OUTCOME_LABELS.items()},
+        }
+    # JSON inside a script element: "</" must not close it early.
+    data = json.dumps(config).replace("</", "<\\/")
+    base = _assets_base(path, assets_dir)
+    root.html.add_child(
+        folium.Element(
+            f'<script type="application/json" id="dispatch-config">{data}</script>'
+            f'<script src="{_escape(base)}/dispatch/collector.js"></script>'
+        )
+    )
     _fit(fmap, _itinerary_points(itinerary))
     return _save(fmap, path)
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """Outcome reporting on a collector page that the service serves.
+
+    ``endpoint`` is the URL, relative to the page, that takes outcomes (the
+    page's own query string, which holds its link, is appended);
+    ``storage_key`` names the browser storage where outcomes wait until they
+    are sent (one per plan and collector, so a new link to the same
+    itinerary still sends them); ``reported`` holds the outcomes the service
+    already has, by case id, as the API returns them.
+    """
+
+    endpoint: str
+    storage_key: str
+    reported: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+
+def _report_form(problem: Problem) -> str:
+    """The outcome form, one for the page, opened for a stop by its button."""
+    options = "".join(
+        f'<option value="{o.value}">{_escape(label)}</option>'
+        for o, label in OUTCOME_LABELS.items()
+    )
+    return f"""
+<dialog id="dispatch-report" class="dispatch-report" aria-labelledby="dispatch-report-title">
+<form id="dispatch-report-form" novalidate>
+  <h2 id="dispatch-report-title">Outcome of case <span class="dispatch-form-case"></span></h2>
+  <input type="hidden" name="case_id">
+  <label>What happened
+    <select name="outcome" required><option value="">Choose...</option>{options}</select>
+  </label>
+  <label data-for="paid partial_payment">Amount paid
+    <input name="paid" type="number" inputmode="decimal" min="0.01" step="0.01">
+  </label>
+  <div data-for="promise_to_pay">
+    <label>Promised to pay by <input name="promise_due" type="date"
+      min="{problem.date.isoformat()}"></label>
+    <label>Amount promised
+      <input name="promise_amount" type="number" inputmode="decimal" min="0" step="0.01">
+    </label>
+  </div>
+  <label>Note <textarea name="note" rows="3" maxlength="2000"></textarea></label>
+  <label>Time of the visit <input name="visited_at" type="datetime-local" required></label>
+  <label class="dispatch-check"><input type="checkbox" name="share_location" checked>
+    Check in with my position</label>
+  <p class="dispatch-form-error" role="alert"></p>
+  <div class="dispatch-buttons">
+    <button type="button" data-cancel>Cancel</button>
+    <button type="submit">Save outcome</button>
+  </div>
+</form>
+</dialog>"""
 
 
 def write_maps(
@@ -390,6 +532,7 @@ def write_maps(
     exposure: ExposureProfile | None = None,
     excluded: Sequence[Exclusion] = (),
     excluded_cases: Iterable[Case] = (),
+    navigation: Sequence[str] = DEFAULT_NAVIGATION,
 ) -> list[Path]:
     """Write ``overview.html``, ``collectors/<collector>.html`` and ``assets/`` into a folder.
 
@@ -416,6 +559,8 @@ def write_maps(
     excluded, excluded_cases
         Cases the policy excluded, and where to find them, for the overview
         (see ``render_overview``).
+    navigation
+        Navigation apps of the collector pages (see ``render_collector_page``).
 
     Returns
     -------
@@ -434,6 +579,7 @@ def write_maps(
             pages_dir / names[it.collector.id],
             exposure=exposure,
             assets_dir=assets_dir,
+            navigation=navigation,
         )
         for it in itineraries
     ]
@@ -555,9 +701,15 @@ def _packaged_assets() -> list[tuple[Path, Traversable]]:
     return sorted(found, key=lambda item: item[0])
 
 
+def _assets_base(path: Path, assets_dir: Path | None) -> str:
+    """The assets folder as a link relative to the page."""
+    folder = path.parent / "assets" if assets_dir is None else assets_dir
+    return Path(os.path.relpath(folder.resolve(), path.parent.resolve())).as_posix()
+
+
 def _new_map(title: str, path: Path, assets_dir: Path | None) -> folium.Map:
-    assets_dir = copy_assets(path.parent / "assets" if assets_dir is None else assets_dir)
-    base = Path(os.path.relpath(assets_dir.resolve(), path.parent.resolve())).as_posix()
+    copy_assets(path.parent / "assets" if assets_dir is None else assets_dir)
+    base = _assets_base(path, assets_dir)
     fmap = folium.Map(tiles="OpenStreetMap", control_scale=True)
     # Replace folium's CDN links (Bootstrap, Font Awesome and awesome-markers included, which
     # nothing here uses) on this map only: folium's own lists are shared by every map.
@@ -592,12 +744,15 @@ def _draw_itinerary(
     colour: str,
     *,
     exposure: ExposureProfile | None,
+    navigation: Sequence[str] = DEFAULT_NAVIGATION,
+    progress: Progress | None = None,
 ) -> dict[str, str]:
     """Add the road line, numbered stops, start/end marks and the break; return marker names.
 
     Stops are keyed by number, the break by ``"break"``. ``exposure`` is the
     collector's profile on their own page, None on the overview.
     """
+    statuses = {} if progress is None else {s.case_id: s for s in progress.stops}
     route_id = itinerary.route.collector_id
     folium.PolyLine(
         [(lat, lon) for lon, lat in itinerary.coords],
@@ -615,9 +770,15 @@ def _draw_itinerary(
         case = item.case
         marker = folium.Marker(
             (case.location.lat, case.location.lon),
-            icon=_number_icon(item.number, colour, case.id, route_id),
-            popup=folium.Popup(_stop_popup(item, itinerary, exposure=exposure), max_width=320),
-            tooltip=_escape(f"{item.number}. {case.id} ETA {format_clock(item.stop.arrival_s)}"),
+            icon=_number_icon(item.number, colour, case.id, route_id, statuses.get(case.id)),
+            popup=folium.Popup(
+                _stop_popup(item, itinerary, exposure=exposure, navigation=navigation),
+                max_width=320,
+            ),
+            tooltip=_escape(
+                f"{item.number}. {case.id} ETA {format_clock(item.stop.arrival_s)}"
+                + _status_words(statuses.get(case.id))
+            ),
         )
         marker.add_to(parent)
         markers[str(item.number)] = marker.get_name()
@@ -742,19 +903,42 @@ def _draw_excluded(layer: folium.FeatureGroup, exclusion: Exclusion, case: Case)
     ).add_to(layer)
 
 
-def _number_icon(number: int, colour: str, case_id: str, collector_id: str) -> folium.DivIcon:
+def _number_icon(
+    number: int, colour: str, case_id: str, collector_id: str, status: StopProgress | None = None
+) -> folium.DivIcon:
+    marks = ""
+    if status is not None:
+        outcome = f' data-outcome="{status.outcome.value}"' if status.outcome else ""
+        marks = f' data-status="{status.status.value}"{outcome}'
+    state = f" is-{status.status.value}" if status is not None else ""
     return folium.DivIcon(
         html=(
-            f'<div class="dispatch-stop" data-number="{number}" data-case="{_escape(case_id)}" '
-            f'data-collector="{_escape(collector_id)}" style="{_fill(colour)}">{number}</div>'
+            f'<div class="dispatch-stop{state}" data-number="{number}" '
+            f'data-case="{_escape(case_id)}" data-collector="{_escape(collector_id)}"{marks} '
+            f'style="{_fill(colour)}">{number}</div>'
         ),
         icon_size=(26, 26),
         icon_anchor=(13, 13),
     )
 
 
+def _status_words(status: StopProgress | None) -> str:
+    """A stop's status for its tooltip on the overview."""
+    if status is None or status.status is StopStatus.PLANNED:
+        return "" if status is None else ": planned"
+    if status.status is StopStatus.MISSED:
+        return ": missed (no outcome)"
+    label = OUTCOME_LABELS.get(status.outcome, "") if status.outcome else ""
+    far = ", far from the address" if status.far_from_address else ""
+    return f": done, {label.lower()}{far}"
+
+
 def _stop_popup(
-    item: ItineraryStop, itinerary: Itinerary, *, exposure: ExposureProfile | None
+    item: ItineraryStop,
+    itinerary: Itinerary,
+    *,
+    exposure: ExposureProfile | None,
+    navigation: Sequence[str],
 ) -> str:
     case, stop = item.case, item.stop
     if exposure is None:
@@ -782,7 +966,7 @@ def _stop_popup(
         rows.append(("Collector" if not itinerary.members else "Crew", _route_label(itinerary)))
     body = _table(f"Stop {item.number}: {case.id}", rows)
     if exposure is not None:
-        body += _nav_links(case.location, itinerary.collector)
+        body += _nav_links(case.location, itinerary.collector, navigation)
     return body
 
 
@@ -859,13 +1043,15 @@ def _table(title: str, rows: Iterable[tuple[str, str]]) -> str:
     return f'<div class="dispatch-popup"><b>{_escape(title)}</b><table>{cells}</table></div>'
 
 
-def _nav_links(location: Location, collector: Collector) -> str:
-    links = navigation_links(location, mode=collector.mode)
+def _nav_links(location: Location, collector: Collector, navigation: Sequence[str]) -> str:
+    """The stop's "Navigate" button: it opens the configured apps' deep links."""
+    links = navigation_links(location, mode=collector.mode, apps=navigation)
     anchors = "".join(
-        f'<a href="{_escape(links[app])}" target="_blank" rel="noopener">{name}</a>'
-        for app, name in _APP_NAMES.items()
+        f'<a href="{_escape(url)}" target="_blank" rel="noopener" data-app="{app}">'
+        f"{_escape(NAVIGATION_APPS[app].name)}</a>"
+        for app, url in links.items()
     )
-    return f'<div class="nav">{anchors}</div>'
+    return f'<details class="nav"><summary>Navigate</summary><div>{anchors}</div></details>'
 
 
 def _legend(
@@ -876,8 +1062,10 @@ def _legend(
     *,
     excluded: int,
     unassigned: Sequence[Unassigned],
+    progress: Progress | None = None,
 ) -> str:
     by_collector = {it.collector.id: it for it in itineraries}
+    routes_done = {} if progress is None else {r.route_id: r for r in progress.routes}
     rows = []
     for collector in problem.collectors:
         itinerary = by_collector.get(collector.id)
@@ -890,11 +1078,21 @@ def _legend(
         visits = itinerary.visits if itinerary else 0
         travel = _duration(itinerary.travel_time_s) if itinerary else "-"
         notes = _legend_notes(itinerary) if itinerary else ""
+        route_done = routes_done.get(route_id)
+        progress_cell = ""
+        if route_done is not None:
+            progress_cell = (
+                f'<td class="num" data-done="{route_done.done}" data-missed="{route_done.missed}">'
+                f"{route_done.done}/{route_done.stops} done"
+                f"{f', {route_done.missed} missed' if route_done.missed else ''}</td>"
+            )
+        elif progress is not None:
+            progress_cell = '<td class="num"></td>'
         rows.append(
             f'<tr data-collector="{_escape(collector.id)}">'
             f'<td><span class="dispatch-swatch" style="background:{colour}">'
             f"</span></td><td>{label}</td>"
-            f'<td class="num">{visits} visits</td><td class="num">{travel}</td>'
+            f'<td class="num">{visits} visits</td><td class="num">{travel}</td>{progress_cell}'
             f"<td>{_escape(notes)}</td></tr>"
         )
     if unassigned:
@@ -922,9 +1120,18 @@ def _legend(
     routes = _routes_once(itineraries)
     visits = sum(it.visits for it in routes)
     travel = _duration(sum(it.travel_time_s for it in routes))
+    status = ""
+    if progress is not None:
+        done_total = sum(r.done for r in progress.routes)
+        missed_total = sum(r.missed for r in progress.routes)
+        clock = progress.as_of.astimezone(problem.tz).strftime("%H:%M")
+        status = (
+            f'<p class="dispatch-progress">At {clock}: {done_total} of {visits} visits done, '
+            f"{missed_total} missed</p>"
+        )
     return (
         f'<div class="dispatch-legend"><h2>{_escape(problem.date.isoformat())}: '
-        f"{visits} visits, {travel} travel</h2><table>{''.join(rows)}</table></div>"
+        f"{visits} visits, {travel} travel</h2>{status}<table>{''.join(rows)}</table></div>"
     )
 
 
@@ -967,7 +1174,14 @@ def _page_header(problem: Problem, itinerary: Itinerary) -> str:
     )
 
 
-def _stop_list(itinerary: Itinerary, colour: str, exposure: ExposureProfile) -> str:
+def _stop_list(
+    itinerary: Itinerary,
+    colour: str,
+    exposure: ExposureProfile,
+    navigation: Sequence[str],
+    *,
+    reporting: bool,
+) -> str:
     collector = itinerary.collector
     items = [
         f'<li class="end"><div>Leave the start at <b>{format_clock(itinerary.start_s)}</b>'
@@ -1007,13 +1221,29 @@ def _stop_list(itinerary: Itinerary, colour: str, exposure: ExposureProfile) -> 
             f"{_stop_details(_collector_fields(case, exposure), exposure)}"
             f'<div class="meta">Case {_escape(case.id)} · {_minutes(case.service_s)} at the door'
             f"{_escape(skills)}</div>"
-            f"{_nav_links(case.location, collector)}</div></li>"
+            f"{_stop_actions(case, collector, navigation, reporting=reporting)}</div></li>"
         )
     items.append(
         f'<li class="end"><div>Back at the end point by <b>{format_clock(itinerary.finish_s)}</b>'
         "</div></li>"
     )
     return f'<ol class="dispatch-stops">{"".join(items)}</ol>'
+
+
+def _stop_actions(
+    case: Case, collector: Collector, navigation: Sequence[str], *, reporting: bool
+) -> str:
+    """Navigate, and (on a served page) the outcome's status and button."""
+    actions = _nav_links(case.location, collector, navigation)
+    if not reporting:
+        return f'<div class="dispatch-actions">{actions}</div>'
+    case_id = _escape(case.id)
+    return (
+        f'<div class="dispatch-status" data-case="{case_id}" data-state="open" '
+        f'aria-live="polite"></div><div class="dispatch-actions">{actions}'
+        f'<button type="button" class="dispatch-report" data-case="{case_id}">'
+        "Record outcome</button></div>"
+    )
 
 
 def _break_item(itinerary: Itinerary, rest: ItineraryBreak, colour: str) -> str:

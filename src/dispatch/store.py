@@ -1085,6 +1085,28 @@ class Store:
         with self._read() as session:
             return _page(session, query, order, limit, offset, _outcome_record)
 
+    def outcomes_of_day(
+        self, plan_id: str, case_ids: Iterable[str], *, start: dt.datetime, end: dt.datetime
+    ) -> tuple[StoredOutcome, ...]:
+        """Outcomes of a plan's cases reported on the plan, or without a plan in ``[start, end)``.
+
+        Oldest visit first: what the day's progress is judged from.
+        """
+        found: list[StoredOutcome] = []
+        with self._read() as session:
+            for chunk in _chunks(sorted(set(case_ids))):
+                query = select(OutcomeRow).where(
+                    OutcomeRow.case_id.in_(chunk),
+                    or_(
+                        OutcomeRow.plan_id == plan_id,
+                        (OutcomeRow.plan_id.is_(None))
+                        & (OutcomeRow.visited_at >= start.astimezone(dt.UTC))
+                        & (OutcomeRow.visited_at < end.astimezone(dt.UTC)),
+                    ),
+                )
+                found.extend(_outcome_record(row) for row in session.scalars(query))
+        return tuple(sorted(found, key=lambda o: (o.visit.visited_at, o.id)))
+
     def load_history(self, *, before: dt.datetime) -> tuple[VisitRecord, ...]:
         """Every recorded visit before an instant, oldest first: a plan's visit history."""
         query = (
