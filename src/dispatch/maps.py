@@ -216,6 +216,7 @@ li[data-outcome-state="sent"] { opacity: 0.75; }
                          padding: 16px; box-sizing: border-box; }
 .dispatch-report::backdrop { background: rgba(0, 0, 0, 0.4); }
 .dispatch-report h2 { font-size: 1.1rem; margin: 0 0 8px; }
+.dispatch-report [hidden] { display: none !important; }
 .dispatch-report label { display: block; margin: 10px 0; font-weight: 600; }
 .dispatch-report input:not([type=checkbox]), .dispatch-report select,
 .dispatch-report textarea {
