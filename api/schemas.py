@@ -1002,7 +1002,9 @@ def _leg_out(leg: Leg) -> LegOut:
     return LegOut(travel_time_s=leg.travel_time_s, distance_m=leg.distance_m, coords=leg.coords)
 
 
-def itinerary_out(stored: StoredItinerary) -> ItineraryOut:
+def itinerary_out(
+    stored: StoredItinerary, *, navigation: Sequence[str] = ("osm", "google", "apple")
+) -> ItineraryOut:
     """A collector's itinerary as they may see it: case data redacted by the plan's policy."""
     from dispatch.itinerary import navigation_links
 
@@ -1037,7 +1039,7 @@ def itinerary_out(stored: StoredItinerary) -> ItineraryOut:
                 required_skills=sorted(case.skills),
                 lat=case.location.lat,
                 lon=case.location.lon,
-                navigation=navigation_links(case.location, mode=itinerary.mode),
+                navigation=navigation_links(case.location, mode=itinerary.mode, apps=navigation),
                 details=VisitDetailsOut.model_validate(
                     {k: v for k, v in shown.items() if k != "case_id"}
                 ),

@@ -29,7 +29,6 @@ from api.schemas import (
     OutcomeIn,
     OutcomeOut,
     itinerary_out,
-    outcome_out,
 )
 from dispatch.itinerary import parse_navigation
 from dispatch.store import Store, StoredItinerary
@@ -76,12 +75,13 @@ def list_itineraries(
 
 
 @router.get("/{collector_id}", response_model=ItineraryOut, responses=responses(401, 403, 404, 422))
-def read_itinerary(access: ItineraryReader, store: StoreDep) -> ItineraryOut:
+def read_itinerary(access: ItineraryReader, store: StoreDep, settings: SettingsDep) -> ItineraryOut:
     """A collector's day: stops in order with ETAs, road lines and navigation links.
 
     Case data is shown only as the plan's policy lets collectors see it.
     """
-    return itinerary_out(_itinerary(store, access))
+    navigation = parse_navigation(settings.navigation_apps)
+    return itinerary_out(_itinerary(store, access), navigation=navigation)
 
 
 @router.get(
@@ -103,8 +103,12 @@ def read_itinerary_page(
     cases = [s.case.id for s in stored.itinerary.stops]
     start = problem.to_datetime(0)
     end = dt.datetime.combine(problem.date + dt.timedelta(days=1), dt.time(0), problem.tz)
+    # What the page shows of a stop already reported: the outcome and when, nothing more.
     reported = {
-        o.visit.case_id: outcome_out(o).model_dump(mode="json")
+        o.visit.case_id: {
+            "outcome": o.visit.outcome.value,
+            "visited_at": o.visit.visited_at.isoformat(),
+        }
         for o in store.outcomes_of_day(access.plan_id, cases, start=start, end=end)
     }
     navigation = parse_navigation(settings.navigation_apps)

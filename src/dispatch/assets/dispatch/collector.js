@@ -183,7 +183,8 @@ document.addEventListener("DOMContentLoaded", function () {
           var entries = loadOutbox();
           var index = entries.findIndex(function (e) { return e.body.id === entry.body.id; });
           if (SENT_STATUS[result.status]) {
-            reporting.reported[entry.body.case_id] = result.answer;
+            reporting.reported[entry.body.case_id] = {
+              outcome: result.answer.outcome, visited_at: result.answer.visited_at };
             if (index >= 0) { entries.splice(index, 1); }
           } else if (REJECTED_STATUS[result.status] && index >= 0) {
             var error = (result.answer && result.answer.error) || {};
