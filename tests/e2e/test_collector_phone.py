@@ -320,9 +320,14 @@ def test_a_report_whose_answer_was_lost_is_resent_under_the_same_id(service, pho
 
     page.route("**/outcomes?link=*", lose_the_answer)
     _record(page, case_id, "refused")
-    page.wait_for_function("document.getElementById('dispatch-sync').hidden === false")
+    deadline = time.monotonic() + 30
+    while not lost and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
     assert lost == [201]
+    # The page heard nothing back, so the report is still waiting on the phone.
+    page.wait_for_timeout(300)
     assert _state(page, case_id) == "queued"
+    assert page.locator("#dispatch-sync").is_visible()
 
     # The next try (the browser coming back online) sends the same report again.
     page.evaluate("window.dispatchEvent(new Event('online'))")
