@@ -106,6 +106,39 @@ def test_optional_case_columns_take_their_defaults(tmp_path):
     assert case.service_s == io.DEFAULT_SERVICE_MIN * 60
     assert case.skills == frozenset()
     assert case.preferred_collector is None
+    assert case.load == 0
+
+
+def test_load_and_capacity_columns_read_into_the_case_and_collector(tmp_path):
+    (case,) = io.read_cases(write_csv(tmp_path / "cases.csv", [CASE_ROW | {"load": "3"}])).items
+    assert case.load == 3
+    rows = [COLLECTOR_ROW | {"capacity": "40"}, COLLECTOR_ROW | {"collector_id": "K-2"}]
+    first, second = io.read_collectors(write_csv(tmp_path / "collectors.csv", rows)).items
+    assert (first.capacity, second.capacity) == (40, None)
+
+
+@pytest.mark.parametrize(
+    ("read", "row", "column", "value", "reason"),
+    [
+        (io.read_cases, CASE_ROW, "load", "-2", "load -2 is negative"),
+        (io.read_cases, CASE_ROW, "load", "1.5", "'1.5' is not a whole number"),
+        (io.read_collectors, COLLECTOR_ROW, "capacity", "-1", "capacity -1 is negative"),
+        (io.read_collectors, COLLECTOR_ROW, "capacity", "lots", "'lots' is not a whole number"),
+    ],
+)
+def test_bad_loads_and_capacities_name_file_row_column_and_rule(
+    tmp_path, read, row, column, value, reason
+):
+    bad = row | {column: value, row_id(row): "X"}
+    path = write_csv(tmp_path / "rows.csv", [row, bad], columns=list(bad))
+    with pytest.raises(InputError) as excinfo:
+        read(path)
+    error = only_error(excinfo)
+    assert (error.file, error.row, error.column, error.reason) == (str(path), 3, column, reason)
+
+
+def row_id(row: dict[str, str]) -> str:
+    return "case_id" if "case_id" in row else "collector_id"
 
 
 def test_skills_and_flags_are_lower_case_names(tmp_path):
@@ -768,15 +801,27 @@ def test_crews_appointments_and_breaks_round_trip_through_problem_json(tmp_path,
     assert read.collector("K-2").break_s == 1800
 
 
+def test_loads_and_capacities_round_trip_through_problem_json(tmp_path, problem):
+    loaded = dataclasses.replace(
+        problem,
+        cases=tuple(dataclasses.replace(c, load=i + 1) for i, c in enumerate(problem.cases)),
+        collectors=tuple(dataclasses.replace(k, capacity=9) for k in problem.collectors),
+    )
+    path = io.write_problem(loaded, tmp_path / "problem.json", network_source=None)
+    read, _ = io.read_problem(path)
+    assert read == loaded
+    assert [c.load for c in read.cases] == list(range(1, len(read.cases) + 1))
+
+
 def test_a_problem_json_without_the_new_fields_reads_with_their_defaults(tmp_path, problem):
     path = io.write_problem(problem, tmp_path / "problem.json", network_source=None)
     data = json.loads(path.read_text())
     del data["crews"]
     for case in data["cases"]:
-        for name in ("min_crew", "appointment_s", "appointment_tolerance_s"):
+        for name in ("min_crew", "appointment_s", "appointment_tolerance_s", "load"):
             del case[name]
     for collector in data["collectors"]:
-        del collector["break_window"], collector["break_s"]
+        del collector["break_window"], collector["break_s"], collector["capacity"]
     path.write_text(json.dumps(data))
     assert io.read_problem(path) == (problem, None)
 

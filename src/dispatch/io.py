@@ -77,6 +77,7 @@ CASE_COLUMNS = (
     "min_crew",
     "appointment",
     "appointment_tolerance_min",
+    "load",
 )
 COLLECTOR_COLUMNS = (
     "collector_id",
@@ -92,6 +93,7 @@ COLLECTOR_COLUMNS = (
     "mode",
     "break_window",
     "break_min",
+    "capacity",
 )
 CREW_COLUMNS = ("crew_id", "members")
 STOP_COLUMNS = (
@@ -212,6 +214,18 @@ def _parse_max_visits(text: str) -> int:
     if visits < 0:
         raise ValueError(f"maximum visits {visits} is negative")
     return visits
+
+
+def _count_parser(what: str) -> Callable[[str], int]:
+    """Make a parser of a whole number of units, 0 or more (a load or a capacity)."""
+
+    def parse(text: str) -> int:
+        count = _parse_whole(text)
+        if count < 0:
+            raise ValueError(f"{what} {count} is negative")
+        return count
+
+    return parse
 
 
 def _money_parser(what: str) -> Callable[[str], int]:
@@ -388,6 +402,7 @@ _CASE_MESSAGE_COLUMNS = (
     ("crew size", "min_crew"),
     ("appointment tolerance", "appointment_tolerance_min"),
     ("appointment", "appointment"),
+    ("load", "load"),
 )
 _COLLECTOR_MESSAGE_COLUMNS = (
     ("collector id", "collector_id"),
@@ -396,6 +411,7 @@ _COLLECTOR_MESSAGE_COLUMNS = (
     ("shift", "shift_end"),
     ("maximum visits", "max_visits"),
     ("travel mode", "mode"),
+    ("capacity", "capacity"),
 )
 
 
@@ -416,6 +432,7 @@ def _case_from_row(row: _Row) -> Case | None:
         _parse_tolerance_min,
         default=DEFAULT_APPOINTMENT_TOLERANCE_MIN * 60,
     )
+    load = row.parse("load", _count_parser("load"), default=0)
     if (
         row.errors
         or case_id is None
@@ -428,6 +445,7 @@ def _case_from_row(row: _Row) -> Case | None:
         or flags is None
         or min_crew is None
         or tolerance_s is None
+        or load is None
     ):
         return None
     try:
@@ -449,6 +467,7 @@ def _case_from_row(row: _Row) -> Case | None:
             min_crew=min_crew,
             appointment_s=appointment_s,
             appointment_tolerance_s=tolerance_s,
+            load=load,
         )
     except InvalidProblemError as exc:
         _model_error(row, exc, _CASE_MESSAGE_COLUMNS, "case_id")
@@ -492,6 +511,7 @@ def _collector_from_row(row: _Row) -> Collector | None:
             shift = TimeWindow(shift_start, shift_end)
     skills = row.parse("skills", _parse_skills, default=_NO_NAMES)
     max_visits = row.parse("max_visits", _parse_max_visits)
+    capacity = row.parse("capacity", _count_parser("capacity"))
     mode = row.parse("mode", _parse_mode, required=True)
     break_window = row.parse("break_window", _parse_break_window)
     break_s = row.parse("break_min", _parse_break_min, default=0)
@@ -525,6 +545,7 @@ def _collector_from_row(row: _Row) -> Collector | None:
             mode=mode,
             break_window=break_window if break_s else None,
             break_s=break_s,
+            capacity=capacity,
         )
     except InvalidProblemError as exc:
         _model_error(row, exc, _COLLECTOR_MESSAGE_COLUMNS, "collector_id")
@@ -714,10 +735,11 @@ def read_cases(path: str | Path, *, skip_invalid: bool = False) -> ReadResult[Ca
         ``days_past_due``, ``amount`` (required) and ``value``, ``skills``,
         ``service_min``, ``windows``, ``preferred_collector``, ``flags``,
         ``address``, ``min_crew`` (collectors needed at the door, default
-        1), ``appointment`` (``HH:MM``) and ``appointment_tolerance_min``
+        1), ``appointment`` (``HH:MM``), ``appointment_tolerance_min``
         (default 10; the visit starts within this many minutes of the
-        appointment, which must meet a window) (optional; other columns are
-        ignored), or a ``.geojson`` FeatureCollection whose Point
+        appointment, which must meet a window) and ``load`` (units of the
+        collector's capacity the visit uses, a whole number >= 0, default 0)
+        (optional; other columns are ignored), or a ``.geojson`` FeatureCollection whose Point
         geometries give the locations and whose properties hold the other
         columns.
     skip_invalid
@@ -747,10 +769,12 @@ def read_collectors(path: str | Path, *, skip_invalid: bool = False) -> ReadResu
         A ``.csv`` file with columns ``collector_id``, ``start_lat``,
         ``start_lon``, ``shift_start``, ``shift_end``, ``mode`` (required) and
         ``name``, ``end_lat``, ``end_lon``, ``skills``, ``max_visits``,
-        ``break_window`` (``HH:MM-HH:MM``) and ``break_min`` (a break of that
+        ``break_window`` (``HH:MM-HH:MM``), ``break_min`` (a break of that
         many minutes taken in one piece inside the window; give both or
-        neither) (optional), or a ``.geojson`` FeatureCollection whose Point
-        geometries give the start points.
+        neither) and ``capacity`` (the most load the day's visits may add
+        up to, a whole number >= 0; empty for no limit) (optional), or a
+        ``.geojson`` FeatureCollection whose Point geometries give the start
+        points.
     skip_invalid
         Skip rows with bad values and list their errors in the result
         instead of raising.
@@ -885,6 +909,7 @@ def _case_json(case: Case) -> dict[str, Any]:
         "min_crew": case.min_crew,
         "appointment_s": case.appointment_s,
         "appointment_tolerance_s": case.appointment_tolerance_s,
+        "load": case.load,
     }
 
 
@@ -902,6 +927,7 @@ def _collector_json(collector: Collector) -> dict[str, Any]:
         if collector.break_window is None
         else _window_json(collector.break_window),
         "break_s": collector.break_s,
+        "capacity": collector.capacity,
     }
 
 
@@ -1010,6 +1036,7 @@ def read_problem(path: str | Path) -> tuple[Problem, str | None]:
                 appointment_tolerance_s=int(
                     c.get("appointment_tolerance_s", DEFAULT_APPOINTMENT_TOLERANCE_MIN * 60)
                 ),
+                load=int(c.get("load", 0)),
             )
             for c in data["cases"]
         )
@@ -1027,6 +1054,7 @@ def read_problem(path: str | Path) -> tuple[Problem, str | None]:
                 if k.get("break_window") is None
                 else _window_from_json(k["break_window"]),
                 break_s=int(k.get("break_s", 0)),
+                capacity=_optional_int(k.get("capacity")),
             )
             for k in data["collectors"]
         )
