@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -432,3 +433,27 @@ def test_territories_plan_every_case_and_pass_the_checker(sample_run, tmp_path):
         app, ["check", str(out / "problem.json"), str(out / "plan.json"), "--cache-dir", str(cache)]
     )
     assert checked.exit_code == 0, checked.output
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two searches need two cores")
+def test_backend_and_workers_reach_the_solver(sample_run, tmp_path):
+    _, cache, _ = sample_run
+    out = tmp_path / "out"
+    result = run_plan(out, cache, "--time-limit", "1", "--backend", "ortools", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "plan.json").read_text())["stats"]
+    assert stats["portfolio_searches"] == 2
+    assert stats["backend_ortools"] == 1
+
+
+def test_a_backend_that_cannot_plan_the_day_is_refused(sample_run, tmp_path):
+    _, cache, _ = sample_run
+    out = tmp_path / "out"
+    # The sample collectors take lunch breaks, which PyVRP cannot plan.
+    result = run_plan(out, cache, "--backend", "pyvrp")
+    assert result.exit_code == 1
+    assert "the pyvrp backend cannot plan this day" in " ".join(result.output.split())
+    assert not (out / "plan.json").exists()
+    result = run_plan(out, cache, "--workers", "0")
+    assert result.exit_code == 2
+    assert "--workers" in result.output

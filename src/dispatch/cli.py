@@ -41,6 +41,14 @@ class Objective(StrEnum):
     BALANCED = "balanced"
 
 
+class Backend(StrEnum):
+    """Which search plans the day (see ``SolveParams.backend``)."""
+
+    AUTO = "auto"
+    ORTOOLS = "ortools"
+    PYVRP = "pyvrp"
+
+
 @contextmanager
 def _step(label: str) -> Iterator[None]:
     """Show a spinner while a stage runs, then how long it took."""
@@ -285,6 +293,21 @@ def plan(
             "parallel (default 300 with --scheduler; without either, one solve).",
         ),
     ] = None,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="Search: 'ortools' models every rule; 'pyvrp' (the pyvrp extra) plans days "
+            "without breaks or kept visits; 'auto' takes PyVRP when it can."
+        ),
+    ] = Backend.AUTO,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Searches run side by side on this many cores, keeping the cheapest plan "
+            "(the others are OR-Tools searches from other first solutions).",
+        ),
+    ] = 1,
 ) -> None:
     """Plan one day of visits and write the plan (JSON, GeoJSON, CSV) and maps."""
     from dispatch import io
@@ -304,6 +327,8 @@ def plan(
             max_snap_m=max_snap_m,
             objective=objective.value,
             continuity_cost_cents=continuity_cents,
+            backend=backend.value,
+            workers=workers,
         )
         rules = load_policy(policy) if policy else None
         visits = read_history(history) if history else ()
