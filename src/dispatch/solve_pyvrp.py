@@ -126,7 +126,7 @@ class PyvrpBackend:
         required = 0
         left_s = params.time_limit_s - (time.perf_counter() - started)
         more = params.iteration_limit is None or iterations < params.iteration_limit
-        if progress.covered.reached and left_s > 0 and more:
+        if must and progress.covered.reached and left_s > 0 and more:
             report(f"all {len(must)} cases that must be visited are on routes; searching on")
             model = _build_data(day, params, required=must)
             initial = _carry(result.best, model.data)
