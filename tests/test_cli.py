@@ -457,3 +457,25 @@ def test_a_backend_that_cannot_plan_the_day_is_refused(sample_run, tmp_path):
     result = run_plan(out, cache, "--workers", "0")
     assert result.exit_code == 2
     assert "--workers" in result.output
+
+
+def test_navigation_apps_of_the_collector_pages_are_chosen_on_the_command_line(
+    sample_run, tmp_path
+):
+    _, cache, _ = sample_run
+    out = tmp_path / "out"
+    history = str(SAMPLE / "visit_history.csv")
+    result = run_plan(out, cache, "--navigation", "amap,geo", "--history", history)
+    assert result.exit_code == 0, result.output
+    page = next((out / "collectors").glob("*.html")).read_text(encoding="utf-8")
+    apps = re.findall(r'data-app="([a-z]+)"', page)
+    assert apps and set(apps) == {"amap", "geo"}
+    assert apps[:2] == ["amap", "geo"]
+    # C-010 was not home three afternoons in a row: it avoids the afternoon.
+    said = " ".join(result.output.split())
+    assert "avoid time bands where nobody was home" in said
+    assert "C-010" in said
+
+    bad = run_plan(tmp_path / "bad", cache, "--navigation", "osm,tomtom")
+    assert bad.exit_code == 1
+    assert "--navigation" in bad.output and "tomtom" in bad.output

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dispatch.errors import DispatchError, InputError, InvalidProblemError, RowError
+from dispatch.itinerary import DEFAULT_NAVIGATION, parse_navigation
 from dispatch.model import SCREENED_OUT, Crew, Plan, Problem, Route, format_clock
 from dispatch.network import default_cache_dir
 
@@ -130,7 +131,7 @@ def _print_summary(problem: Problem, plan: Plan, *, paired: Sequence[Crew] = ())
     value = (
         f"value: {_money(round(stats['value_planned_cents']))} planned, {_money(dropped)} dropped"
     )
-    _say(value + (f", {_money(held_back)} held back by triage or policy" if held_back else ""))
+    _say(value + (f", {_money(held_back)} held back before the solve" if held_back else ""))
     working = [r for r in plan.routes if r.stops]
     if working:
         visits = [len(r.stops) for r in working]
@@ -308,6 +309,13 @@ def plan(
             "(the others are OR-Tools searches from other first solutions).",
         ),
     ] = 1,
+    navigation: Annotated[
+        str,
+        typer.Option(
+            help="Navigation apps of each stop on the collector pages, in order: osm, google, "
+            "apple, geo (any Android map app), amap, baidu, waze.",
+        ),
+    ] = ",".join(DEFAULT_NAVIGATION),
 ) -> None:
     """Plan one day of visits and write the plan (JSON, GeoJSON, CSV) and maps."""
     from dispatch import io
@@ -330,6 +338,10 @@ def plan(
             backend=backend.value,
             workers=workers,
         )
+        try:
+            apps = parse_navigation(navigation)
+        except ValueError as error:
+            raise _fail(f"--navigation: {error}") from None
         rules = load_policy(policy) if policy else None
         visits = read_history(history) if history else ()
         kept = io.read_kept_visits(keep) if keep else None
@@ -379,6 +391,7 @@ def plan(
                 exposure=rules.exposure if rules is not None else None,
                 excluded=screening.exclusions,
                 excluded_cases=result.problem.cases,
+                navigation=apps,
             )
     except DispatchError as error:
         raise _fail(str(error)) from None
@@ -387,6 +400,12 @@ def plan(
             executor.close()
     paired = result.problem.crews[len(given.crews) :]
     _print_summary(result.problem, result.plan, paired=paired)
+    moved = [a for a in screening.availability if a.applied]
+    if moved:
+        console.print(
+            f"availability: {len(moved)} case(s) avoid time bands where nobody was home "
+            f"({', '.join(a.case_id for a in moved[:8])}{', ...' if len(moved) > 8 else ''})"
+        )
     if kept:
         fixed = sum(len(order) for order in kept.values())
         console.print(f"kept {fixed} visit(s) of {keep} on {len(kept)} route(s) in their order")
