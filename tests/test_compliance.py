@@ -688,6 +688,19 @@ def test_the_sample_history_reads_into_records_oldest_first():
     assert {r.case_id for r in records} <= case_ids
 
 
+def test_a_history_row_keeps_the_address_visited(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text(
+        "case_id,visited_at,outcome,address\n"
+        'C-1,2026-11-20T10:00:00+02:00,moved,"Aleksanterinkatu 5 A 7, Helsinki"\n'
+        "C-2,2026-11-21T10:00:00+02:00,not_home,\n",
+        encoding="utf-8",
+    )
+    moved, away = read_history(path)
+    assert moved.address == "Aleksanterinkatu 5 A 7, Helsinki"
+    assert away.address == ""
+
+
 def test_bad_history_rows_are_all_reported_with_row_and_column(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text(
