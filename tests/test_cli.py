@@ -424,11 +424,16 @@ def test_territories_plan_every_case_and_pass_the_checker(sample_run, tmp_path):
     result = run_plan(out, cache, "--territory-size", "40")
     assert result.exit_code == 0, result.output
     assert "territories of at most 40 cases" in result.output
+    # No whole-day matrix: the territories, then the itineraries, build their own.
+    assert "Building travel matrices" not in result.output
     problem, _ = io.read_problem(out / "problem.json")
     plan = io.read_plan(out / "plan.json")
     routed = [s.case_id for r in plan.routes for s in r.stops]
     dropped = [u.case_id for u in plan.unassigned]
     assert sorted(routed + dropped) == sorted(c.id for c in problem.cases)
+    working = {m for r in plan.routes if r.stops for m in r.members}
+    pages = {p.stem for p in (out / "collectors").glob("*.html")}
+    assert pages == working
     checked = runner.invoke(
         app, ["check", str(out / "problem.json"), str(out / "plan.json"), "--cache-dir", str(cache)]
     )

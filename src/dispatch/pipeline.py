@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dispatch.cluster import SplitParams
+from dispatch.cluster import SplitParams, built_matrices, sliced_matrices
 from dispatch.compliance import (
     AuditEntry,
     AuditRecord,
@@ -24,7 +24,7 @@ from dispatch.errors import InvalidProblemError
 from dispatch.followup import Availability, AvailabilityParams, follow_up, learn_availability
 from dispatch.itinerary import Itinerary, build_itineraries
 from dispatch.matrix import TravelMatrix, build_matrices
-from dispatch.model import Plan, Problem, Reason, TravelMode, Unassigned
+from dispatch.model import Plan, Problem, Reason, Route, TravelMode, Unassigned
 from dispatch.network import RoadNetwork, load_networks
 from dispatch.parallel import Executor, solve_territories
 from dispatch.solve import SolveParams, pair_collectors, solve
@@ -170,7 +170,10 @@ def plan_day(
         Split the day into territories of at most ``territory_size`` cases
         (default 300 when an executor is given) and solve them on
         ``executor`` (a local pool when None), repairing across borders
-        (``parallel.solve_territories``). Neither given: one solve.
+        (``parallel.solve_territories``). Neither given: one solve. In
+        territories no whole-day matrix is built (unless ``pair_crews``
+        needs one): each territory, and then each group of routes laid out,
+        builds matrices of its own points, and ``DayPlan.matrices`` is empty.
     stage
         Called with a label around each stage (for progress display).
 
@@ -184,11 +187,18 @@ def plan_day(
         problem, policy=policy, history=history, use_triage=use_triage, availability=availability
     )
     day = screening.day
+    in_territories = executor is not None or territory_size is not None
+    if in_territories and keep is not None:
+        raise InvalidProblemError("kept visits cannot be combined with territories")
     modes = day.modes() or (TravelMode.WALK,)
     with stage(f"Loading road network ({', '.join(m.value for m in modes)})"):
         networks = load_networks(network, modes, cache_dir=cache_dir)
-    with stage(f"Building travel matrices ({len(day.points())} points)"):
-        matrices = build_matrices(day, networks, cache_dir=cache_dir)
+    # A day in territories never holds a whole-day matrix (20,000 cases would need
+    # gigabytes): each territory builds its own, unless pairing needs the whole day.
+    matrices: dict[TravelMode, TravelMatrix] = {}
+    if not in_territories or pair_crews:
+        with stage(f"Building travel matrices ({len(day.points())} points)"):
+            matrices = build_matrices(day, networks, cache_dir=cache_dir)
     if pair_crews:
         with stage(f"Pairing collectors into up to {pair_crews} crew(s)"):
             formed = pair_collectors(day, matrices, max_crews=pair_crews)
@@ -197,18 +207,61 @@ def plan_day(
         screening = replace(screening, problem=replace(screening.problem, crews=day.crews), day=day)
     crews = f", {len(day.crews)} crews" if day.crews else ""
     label = f"Solving ({len(day.cases)} cases, {len(day.collectors)} collectors{crews})"
-    if executor is None and territory_size is None:
+    split = SplitParams(max_cases=territory_size or SplitParams().max_cases)
+    if not in_territories:
         with stage(label):
             solved = solve(day, matrices, params=params or SolveParams(), keep=keep)
     else:
-        if keep is not None:
-            raise InvalidProblemError("kept visits cannot be combined with territories")
-        split = SplitParams(max_cases=territory_size or SplitParams().max_cases)
+        source = (
+            sliced_matrices(day, matrices)
+            if matrices
+            else built_matrices(networks, cache_dir=cache_dir)
+        )
         with stage(f"{label} in territories of at most {split.max_cases} cases"):
             solved = solve_territories(
-                day, matrices, executor=executor, params=params or SolveParams(), split=split
+                day, source, executor=executor, params=params or SolveParams(), split=split
             )
     plan = replace(solved, unassigned=solved.unassigned + screening.held_back)
     with stage("Laying out itineraries"):
-        itineraries = build_itineraries(day, plan, networks, matrices)
+        if matrices:
+            itineraries = build_itineraries(day, plan, networks, matrices)
+        else:
+            itineraries = _itineraries_in_parts(
+                day, plan, networks, max_cases=split.max_cases, cache_dir=cache_dir
+            )
     return DayPlan(screening, plan, itineraries, networks, matrices)
+
+
+def _itineraries_in_parts(
+    day: Problem,
+    plan: Plan,
+    networks: Mapping[TravelMode, RoadNetwork],
+    *,
+    max_cases: int,
+    cache_dir: Path | None,
+) -> tuple[Itinerary, ...]:
+    """Lay out the routes a few at a time, each group on matrices of its own points only."""
+    positions = {k.id: i for i, k in enumerate(day.collectors)}
+    groups: list[list[Route]] = [[]]
+    size = 0
+    for route in (r for r in plan.routes if r.stops):
+        if size + len(route.stops) > max_cases and groups[-1]:
+            groups.append([])
+            size = 0
+        groups[-1].append(route)
+        size += len(route.stops)
+    laid_out: list[Itinerary] = []
+    for routes in groups:
+        if not routes:
+            continue
+        case_ids = {stop.case_id for route in routes for stop in route.stops}
+        member_ids = {member for route in routes for member in route.members}
+        part = replace(
+            day,
+            cases=tuple(c for c in day.cases if c.id in case_ids),
+            collectors=tuple(k for k in day.collectors if k.id in member_ids),
+            crews=tuple(w for w in day.crews if w.member_ids[0] in member_ids),
+        )
+        matrices = build_matrices(part, networks, cache_dir=cache_dir)
+        laid_out.extend(build_itineraries(part, Plan(tuple(routes), ()), networks, matrices))
+    return tuple(sorted(laid_out, key=lambda it: positions[it.collector.id]))
