@@ -336,3 +336,10 @@ def test_loads_without_a_capacity_bind_nothing():
     )
     plan = solve_checked(free, make_matrices(free))
     assert plan.unassigned == ()
+
+
+def test_a_negative_load_or_capacity_is_refused_naming_the_field():
+    with pytest.raises(InvalidProblemError, match="case C1: load -1 is negative"):
+        make_case("C1", 0, 0, load=-1)
+    with pytest.raises(InvalidProblemError, match="collector K1: capacity -3 is negative"):
+        make_collector("K1", capacity=-3)
