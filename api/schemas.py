@@ -187,6 +187,7 @@ class CaseIn(_In):
     min_crew: int = Field(1, ge=1, le=20)
     appointment_s: int | None = Field(None, ge=0, le=2 * 24 * 3600)
     appointment_tolerance_s: int = Field(600, ge=0, le=24 * 3600)
+    load: int = Field(0, ge=0, le=1_000_000, description="Units of a collector's capacity used.")
 
     def to_case(self) -> Case:
         """The domain case; raises ``RowProblemError`` naming the field at fault."""
@@ -210,6 +211,7 @@ class CaseIn(_In):
                 min_crew=self.min_crew,
                 appointment_s=self.appointment_s,
                 appointment_tolerance_s=self.appointment_tolerance_s,
+                load=self.load,
             ),
             "windows",
         )
@@ -236,6 +238,7 @@ class CaseOut(BaseModel):
     min_crew: int
     appointment_s: int | None
     appointment_tolerance_s: int
+    load: int
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -261,6 +264,7 @@ def case_out(case: Case, created_at: dt.datetime, updated_at: dt.datetime) -> Ca
         min_crew=case.min_crew,
         appointment_s=case.appointment_s,
         appointment_tolerance_s=case.appointment_tolerance_s,
+        load=case.load,
         created_at=created_at,
         updated_at=updated_at,
     )
@@ -305,6 +309,9 @@ class CollectorIn(_In):
     mode: TravelMode
     break_window: WindowText | None = Field(None, description="Where a break of break_s lies.")
     break_s: int = Field(0, ge=0, le=12 * 3600)
+    capacity: int | None = Field(
+        None, ge=0, le=1_000_000, description="Most load a route carries; none: no limit."
+    )
 
     def to_collector(self) -> Collector:
         """The domain collector; raises ``RowProblemError`` naming the field at fault."""
@@ -332,6 +339,7 @@ class CollectorIn(_In):
                 mode=self.mode,
                 break_window=window,
                 break_s=self.break_s,
+                capacity=self.capacity,
             ),
             "break_window" if self.break_s else "shift_end",
         )
@@ -353,6 +361,7 @@ class CollectorOut(BaseModel):
     mode: TravelMode
     break_window: str | None
     break_s: int
+    capacity: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -376,6 +385,7 @@ def collector_out(
         mode=collector.mode,
         break_window=None if window is None else _window_texts([window])[0],
         break_s=collector.break_s,
+        capacity=collector.capacity,
         created_at=created_at,
         updated_at=updated_at,
     )

@@ -155,14 +155,17 @@ def test_concurrent_batches_of_the_same_new_cases_both_succeed(store):
 
 
 def test_everything_reads_back_as_the_domain_values_it_was(store):
-    store.upsert_cases(CASES)
-    store.upsert_collectors(COLLECTORS)
+    # Loads and capacities too, which the sample files leave at their defaults.
+    cases_sent = (replace(CASES[0], load=4), *CASES[1:])
+    collectors_sent = (replace(COLLECTORS[0], capacity=20), *COLLECTORS[1:])
+    store.upsert_cases(cases_sent)
+    store.upsert_collectors(collectors_sent)
     store.upsert_crews([Crew("W-1", ("K-01", "K-02"))])
 
     cases, collectors, crews = store.load_day_input()
 
-    assert cases == tuple(sorted(CASES, key=lambda c: c.id))
-    assert collectors == tuple(sorted(COLLECTORS, key=lambda k: k.id))
+    assert cases == tuple(sorted(cases_sent, key=lambda c: c.id))
+    assert collectors == tuple(sorted(collectors_sent, key=lambda k: k.id))
     assert crews == (Crew("W-1", ("K-01", "K-02")),)
 
 

@@ -156,6 +156,7 @@ class CaseRow(Base):
     min_crew: Mapped[int] = mapped_column(Integer)
     appointment_s: Mapped[int | None] = mapped_column(Integer)
     appointment_tolerance_s: Mapped[int] = mapped_column(Integer)
+    load: Mapped[int] = mapped_column(Integer, server_default="0")
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -180,6 +181,7 @@ class CollectorRow(Base):
     break_start_s: Mapped[int | None] = mapped_column(Integer)
     break_end_s: Mapped[int | None] = mapped_column(Integer)
     break_s: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int | None] = mapped_column(Integer)
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -571,6 +573,7 @@ def case_values(case: Case) -> dict[str, Any]:
         "min_crew": case.min_crew,
         "appointment_s": case.appointment_s,
         "appointment_tolerance_s": case.appointment_tolerance_s,
+        "load": case.load,
     }
 
 
@@ -594,6 +597,8 @@ def case_from_values(values: Mapping[str, Any]) -> Case:
         min_crew=values["min_crew"],
         appointment_s=values["appointment_s"],
         appointment_tolerance_s=values["appointment_tolerance_s"],
+        # Plans stored before loads existed have none.
+        load=values.get("load", 0),
     )
 
 
@@ -615,6 +620,7 @@ def collector_values(collector: Collector) -> dict[str, Any]:
         "break_start_s": None if window is None else window.start_s,
         "break_end_s": None if window is None else window.end_s,
         "break_s": collector.break_s,
+        "capacity": collector.capacity,
     }
 
 
@@ -634,6 +640,7 @@ def collector_from_values(values: Mapping[str, Any]) -> Collector:
             TimeWindow(values["break_start_s"], values["break_end_s"]) if has_break else None
         ),
         break_s=values["break_s"],
+        capacity=values.get("capacity"),
     )
 
 

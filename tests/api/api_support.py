@@ -141,6 +141,7 @@ def case_row(case: Case) -> dict[str, Any]:
         "min_crew": case.min_crew,
         "appointment_s": case.appointment_s,
         "appointment_tolerance_s": case.appointment_tolerance_s,
+        "load": case.load,
     }
 
 
@@ -160,6 +161,7 @@ def collector_row(collector: Collector) -> dict[str, Any]:
         "mode": collector.mode.value,
         "break_window": None if collector.break_window is None else str(collector.break_window),
         "break_s": collector.break_s,
+        "capacity": collector.capacity,
     }
 
 

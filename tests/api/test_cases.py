@@ -123,6 +123,7 @@ def test_a_case_reads_back_as_it_was_sent(client):
         "national_id": "010190-123A",
         "min_crew": 2,
         "appointment_s": 9 * 3600,
+        "load": 3,
     }
     _upsert(client, [row])
 

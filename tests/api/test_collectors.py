@@ -11,7 +11,7 @@ def _upsert(client, rows, **params):
 
 def test_collectors_upsert_by_id_and_read_back_as_sent(client):
     rows = sample_collectors(10)
-    rows[0] |= {"break_window": "11:00-13:00", "break_s": 1800}
+    rows[0] |= {"break_window": "11:00-13:00", "break_s": 1800, "capacity": 12}
 
     first = _upsert(client, rows).json()
     again = _upsert(client, rows).json()
