@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 DATE ?= 2026-12-01
 OUT ?= maps
 
-.PHONY: install demo test lint format bench bench-solomon bench-api clean
+.PHONY: install demo test lint format bench bench-solomon bench-solomon-long bench-api clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,12 +37,23 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_plan.py
 	$(BIN)/python bench/bench_scale.py
-	$(MAKE) --no-print-directory bench-solomon
+	$(MAKE) --no-print-directory bench-solomon bench-solomon-long
 
 # Solver quality on Solomon VRPTW: dispatch's backends, PyVRP, VROOM (about 9 min; --all for 56).
 bench-solomon: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/solomon.py --readme
+
+# The other Solomon tables of bench/README.md: 60 s on six instances, and two more seeds (~35 min).
+bench-solomon-long: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/solomon.py --instances R101 R109 R201 R209 RC101 RC105 --time-limits 60 \
+		--solvers dispatch-ortools dispatch-auto pyvrp vroom \
+		--out bench/results/solomon_60s.csv --readme
+	$(BIN)/python bench/solomon.py --seed 1 --solvers dispatch-auto pyvrp \
+		--out bench/results/solomon_seed1.csv --readme
+	$(BIN)/python bench/solomon.py --seed 2 --solvers dispatch-auto pyvrp \
+		--out bench/results/solomon_seed2.csv --readme
 
 # Service load on loopback: itinerary reads by collector link and 1,000-case upserts (~3 minutes).
 bench-api: $(STAMP)
