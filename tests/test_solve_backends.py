@@ -307,3 +307,46 @@ def test_pyvrp_keeps_cases_optional_while_no_plan_can_visit_them_all():
     assert plan.stats["required_cases"] == 0
     assert len(plan.assigned_case_ids() & {"EAST", "WEST"}) == 1
     assert set(reasons(plan).values()) == {Reason.APPOINTMENT_IMPOSSIBLE}
+
+
+def test_pyvrp_gives_each_route_of_interchangeable_collectors_to_a_distinct_one():
+    # K1-K4 are alike and share one PyVRP vehicle type; LAWYER alone holds `legal`, LATE
+    # alone works the evening and the crew alone makes two-person visits, so none of
+    # them is merged with K1-K4, and their cases end on their routes.
+    alike = [make_collector(f"K{k}", max_visits=3) for k in range(1, 5)]
+    others = [
+        make_collector("LAWYER", skills={"legal"}, max_visits=3),
+        make_collector("LATE", shift="12:00-20:00", max_visits=3),
+        make_collector("P1", max_visits=3),
+        make_collector("P2", max_visits=3),
+    ]
+    cases = [make_case(f"C{k}", 150 * (k % 4) - 200, 120 * (k // 4) - 150) for k in range(12)]
+    cases += [
+        make_case("LEGAL", 300, 200, skills={"legal"}),
+        make_case("EVENING", -250, 300, spans=("18:00-19:00",)),
+        make_case("PAIR", 100, -300, min_crew=2),
+    ]
+    problem = make_problem(cases, alike + others, [Crew("W", ("P1", "P2"))])
+    plan = solve_checked(problem, make_matrices(problem), PYVRP)
+    assert backend_of(plan) == "pyvrp"
+    assert plan.stats["modelled_collectors"] == 7
+    assert plan.stats["modelled_vehicle_types"] == 4
+    assert plan.unassigned == ()
+    collectors = [route.collector_id for route in plan.routes]
+    assert len(collectors) == len(set(collectors))
+    assert set(collectors) <= {t.id for t in problem.teams()}
+    assert len(set(collectors) & {"K1", "K2", "K3", "K4"}) >= 2
+    assert "LEGAL" in plan.route_of("LAWYER").case_ids
+    assert "EVENING" in plan.route_of("LATE").case_ids
+    assert "PAIR" in plan.route_of("P1").case_ids
+
+
+def test_pyvrp_keeps_a_preferred_collector_apart_from_collectors_like_them():
+    problem = make_problem(
+        [make_case("C", 400, 0, preferred="K2"), make_case("D", -400, 0)],
+        [make_collector(f"K{k}") for k in range(1, 4)],
+    )
+    plan = solve_checked(problem, make_matrices(problem), PYVRP)
+    assert plan.stats["modelled_vehicle_types"] == 2
+    assert "C" in plan.route_of("K2").case_ids
+    assert plan.stats["preferences_kept"] == 1

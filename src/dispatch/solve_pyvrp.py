@@ -3,8 +3,12 @@
 PyVRP (an optional dependency, ``pip install 'dispatch[pyvrp]'``) is imported
 only when a day is searched with it. The day maps onto PyVRP 0.14 as:
 
-- each team is a vehicle type of one vehicle, starting and ending at its own
-  points (depots), within its shift, on its travel mode's matrix (profile);
+- teams the model cannot tell apart (the same start and end on every
+  matrix, shift, caps, barred cases and profile) are one vehicle type with a
+  vehicle each, and points no matrix tells apart are one depot; each route
+  of a type goes back to a distinct team of it, in route order;
+- a vehicle type starts and ends at its teams' points (depots), within their
+  shift, on their travel mode's matrix (profile);
 - each case is an optional client whose prize is what dropping it costs
   (``backends.drop_penalty``); a case with several start windows is one
   client per window in a mutually exclusive client group;
@@ -137,6 +141,7 @@ class PyvrpBackend:
         stats = {
             "modelled_cases": float(len(day.cases)),
             "modelled_collectors": float(len(model.fleet)),
+            "modelled_vehicle_types": float(len(model.types)),
             "search_time_s": search_s,
             "search_iterations": float(iterations),
             "solutions_found": float(progress.improvements),
@@ -150,8 +155,9 @@ class PyvrpBackend:
             return SearchResult(None, stats)
         stats["search_objective_cents"] = result.cost() * model.unit / COST_PER_CENT
         orders: dict[str, list[str]] = {t.id: [] for t in model.fleet}
+        unused = [list(teams) for teams in model.types]
         for route in result.best.routes():
-            team = model.fleet[route.vehicle_type()]
+            team = unused[route.vehicle_type()].pop(0)
             orders[team.id] = [
                 model.clients[visit.idx].id for visit in route.schedule() if visit.is_client()
             ]
@@ -255,7 +261,9 @@ class _Data:
     clients: Sequence[Case]
     """The case of each client (a case with several windows has several clients)."""
     fleet: Sequence[Team]
-    """The team of each vehicle type."""
+    """The teams of the day, in ``SearchDay.fleet`` order."""
+    types: Sequence[Sequence[Team]]
+    """The teams of each vehicle type, in fleet order (one vehicle each)."""
     penalties: Any
     """PyVRP penalty parameters scaled to the day (``_Penalties``)."""
     unit: int
@@ -273,16 +281,19 @@ def _build_data(
 
     problem = day.problem
     fleet = day.fleet()
-    n_teams = len(fleet)
-    # Locations: each team's start, each team's end, then each case.
-    points = np.array(
-        [problem.start_index(t.position) for t in fleet]
-        + [problem.end_index(t.position) for t in fleet]
-        + [problem.case_index(c.id) for c in day.cases],
-        dtype=np.int64,
-    )
+    profiles = _profiles(day, fleet, params)
+    # Locations: the distinct depots (teams' starts and ends), then each case.
+    terminals = [problem.start_index(t.position) for t in fleet]
+    terminals += [problem.end_index(t.position) for t in fleet]
+    cases = [problem.case_index(c.id) for c in day.cases]
+    depot_of = _depots(day, [mode for mode, _ in profiles], terminals, cases)
+    n_depots = max(depot_of, default=-1) + 1
+    depot_point: dict[int, int] = {}
+    for point, depot in zip(terminals, depot_of, strict=True):
+        depot_point.setdefault(depot, point)
+    points = np.array([depot_point[d] for d in range(n_depots)] + cases, dtype=np.int64)
     locations = [pyvrp.Location(0.0, 0.0) for _ in points]
-    depots = [pyvrp.Depot(location) for location in range(2 * n_teams)]
+    depots = [pyvrp.Depot(location) for location in range(n_depots)]
     classes = _load_classes(day, fleet, params)
     capped = any(t.max_visits is not None for t in fleet)
     loaded = any(t.capacity is not None for t in fleet)
@@ -304,7 +315,7 @@ def _build_data(
         for window in windows:
             clients.append(
                 pyvrp.Client(
-                    location=2 * n_teams + offset,
+                    location=n_depots + offset,
                     delivery=load,
                     service_duration=case.service_s,
                     tw_early=window.start_s,
@@ -317,34 +328,44 @@ def _build_data(
             )
             owners.append(case)
 
-    profiles = _profiles(day, fleet, params)
     profile_of = {key: index for index, key in enumerate(profiles)}
-    vehicle_types = []
+    # A team is what its vehicle is to PyVRP; teams with the same vehicle share a type.
+    kinds: dict[tuple[Any, ...], list[Team]] = {}
     for vehicle, team in enumerate(fleet):
         cap = [len(clients) if team.max_visits is None else team.max_visits] * capped
         cap += [total_load if team.capacity is None else team.capacity] * loaded
         room = [0 if team.id in excluded else len(clients) for excluded in classes]
-        vehicle_types.append(
-            pyvrp.VehicleType(
-                num_available=1,
-                capacity=cap + room,
-                start_depot=vehicle,
-                end_depot=n_teams + vehicle,
-                tw_early=team.shift.start_s,
-                tw_late=team.shift.end_s,
-                unit_distance_cost=1,
-                unit_duration_cost=round(params.span_cost_cents_per_hour / unit),
-                profile=profile_of[_profile_key(day, team, params)],
-                name=team.id,
-            )
+        kind = (
+            tuple(cap + room),
+            depot_of[vehicle],
+            depot_of[len(fleet) + vehicle],
+            team.shift.start_s,
+            team.shift.end_s,
+            profile_of[_profile_key(day, team, params)],
         )
+        kinds.setdefault(kind, []).append(team)
+    vehicle_types = [
+        pyvrp.VehicleType(
+            num_available=len(teams),
+            capacity=list(capacity),
+            start_depot=start,
+            end_depot=end,
+            tw_early=shift_start_s,
+            tw_late=shift_end_s,
+            unit_distance_cost=1,
+            unit_duration_cost=round(params.span_cost_cents_per_hour / unit),
+            profile=profile,
+            name=",".join(t.id for t in teams),
+        )
+        for (capacity, start, end, shift_start_s, shift_end_s, profile), teams in kinds.items()
+    ]
     distances: list[Any] = []
     durations: list[Any] = []
     for mode, preferred in profiles:
         duration = day.matrices[mode].duration_s[np.ix_(points, points)].astype(np.int64)
         unreachable = duration >= UNREACHABLE
         distance = np.minimum(duration, HORIZON_S) * params.travel_cost_cents_per_hour
-        distance += _surcharges(day, params, preferred)[None, :]
+        distance += _surcharges(day, params, preferred, n_depots)[None, :]
         np.fill_diagonal(distance, 0)
         durations.append(np.where(unreachable, _NEVER_S, np.minimum(duration, _NEVER_S)))
         distances.append(np.rint(distance / unit).astype(np.int64))
@@ -368,7 +389,30 @@ def _build_data(
         initial_load=float(np.median([c.prize for c in clients])) if clients else 1.0,
         initial_time_warp=max(1.0, 10 * params.travel_cost_cents_per_hour / unit),
     )
-    return _Data(data, owners, fleet, penalties, unit)
+    return _Data(data, owners, fleet, list(kinds.values()), penalties, unit)
+
+
+def _depots(
+    day: SearchDay, modes: Sequence[Any], terminals: Sequence[int], cases: Sequence[int]
+) -> list[int]:
+    """The PyVRP depot of each of the teams' starts and ends (matrix indices ``terminals``).
+
+    Points whose travel times to and from every case are the same on every
+    mode's matrix are one depot (usually one address: an office, a home
+    two collectors share), numbered in order of first appearance. Travel
+    between two depots counts only on a route without visits, which PyVRP
+    never keeps, so it need not match.
+    """
+    depot_of: dict[bytes, int] = {}
+    found = []
+    for point in terminals:
+        key = b"".join(
+            day.matrices[mode].duration_s[point, cases].tobytes()
+            + day.matrices[mode].duration_s[cases, point].tobytes()
+            for mode in modes
+        )
+        found.append(depot_of.setdefault(key, len(depot_of)))
+    return found
 
 
 def _prizes(day: SearchDay, fleet: Sequence[Team], params: SolveParams) -> dict[str, int]:
@@ -444,9 +488,10 @@ def _profiles(
     return [(modes[mode], team_id) for mode, team_id in keys]
 
 
-def _surcharges(day: SearchDay, params: SolveParams, team_id: str | None) -> np.ndarray:
+def _surcharges(
+    day: SearchDay, params: SolveParams, team_id: str | None, n_depots: int
+) -> np.ndarray:
     """Continuity price of arriving at each location on a profile, in objective units."""
-    n_depots = 2 * len(day.fleet())
     surcharge = np.zeros(n_depots + len(day.cases), dtype=np.int64)
     if not params.continuity_cost_cents:
         return surcharge
