@@ -261,6 +261,9 @@ def run_day(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         )
         executor = DaskExecutor(cluster.scheduler_address)
+    elif executor_name == "pool-2":
+        # The product's default executor: a local process pool, one process per core.
+        executor = LocalPool(workers=2)
     else:
         executor = SerialExecutor()
     source = built_matrices(networks)
@@ -282,6 +285,8 @@ def run_day(
         workers_mib = max(usage.values())
         executor.close()
         cluster.close()
+    elif isinstance(executor, LocalPool):
+        executor.close()
     return {
         "setup (city and day) (s)": f"{setup_s:.1f}",
         "hierarchy, read from the cache (s)": f"{hierarchy_s:.1f}",
@@ -360,7 +365,13 @@ def main() -> None:
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000])
-    parser.add_argument("--executors", nargs="+", default=["serial", "dask-2"])
+    parser.add_argument(
+        "--executors",
+        nargs="+",
+        default=["serial", "pool-2", "dask-2"],
+        choices=["serial", "pool-2", "dask-2"],
+        help="single process, a local pool of 2 processes, Dask with 2 local workers",
+    )
     parser.add_argument(
         "--serial-up-to",
         type=int,
