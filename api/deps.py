@@ -14,6 +14,7 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBear
 from api.errors import ApiError
 from api.schemas import ID_PATTERN
 from api.security import (
+    OVERVIEW,
     LinkClaims,
     LinkError,
     Principal,
@@ -144,12 +145,7 @@ def itinerary_access(scope: Scope) -> Callable[..., ItineraryAccess]:
             if not principal.allows(scope):
                 raise _forbidden(principal, (scope,))
             return ItineraryAccess(plan_id, collector_id, principal=principal)
-        try:
-            claims = read_link(link, request.app.state.link_secret, now=dt.datetime.now(dt.UTC))
-        except LinkError as exc:
-            raise _unauthenticated(exc.code, str(exc)) from None
-        if store.is_link_revoked(claims.link_id):
-            raise _unauthenticated("link_revoked", f"the link {claims.link_id} was revoked")
+        claims = _link_claims(request, link, store)
         if (claims.plan_id, claims.collector_id) != (plan_id, collector_id):
             raise ApiError(
                 403, "forbidden", "this link opens only its own collector's itinerary in its plan"
@@ -159,5 +155,40 @@ def itinerary_access(scope: Scope) -> Callable[..., ItineraryAccess]:
     return check
 
 
+def plan_view_access(
+    request: Request,
+    plan_id: PlanIdPath,
+    link: LinkDep,
+    credentials: BearerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+) -> str:
+    """A plan's map and progress: a dispatcher's link for that plan, or a key with plans:read.
+
+    Returns the plan id. A collector's link is refused with 403 (it opens one
+    itinerary only); an expired, tampered or revoked link with 401.
+    """
+    if link is None:
+        principal = authenticate(credentials, store, settings)
+        if not principal.allows(Scope.PLANS_READ):
+            raise _forbidden(principal, (Scope.PLANS_READ,))
+        return plan_id
+    claims = _link_claims(request, link, store)
+    if (claims.plan_id, claims.collector_id) != (plan_id, OVERVIEW):
+        raise ApiError(403, "forbidden", "this link does not open this plan's overview")
+    return plan_id
+
+
+def _link_claims(request: Request, link: str, store: Store) -> LinkClaims:
+    try:
+        claims = read_link(link, request.app.state.link_secret, now=dt.datetime.now(dt.UTC))
+    except LinkError as exc:
+        raise _unauthenticated(exc.code, str(exc)) from None
+    if store.is_link_revoked(claims.link_id):
+        raise _unauthenticated("link_revoked", f"the link {claims.link_id} was revoked")
+    return claims
+
+
+PlanViewer = Annotated[str, Depends(plan_view_access)]
 ItineraryReader = Annotated[ItineraryAccess, Depends(itinerary_access(Scope.PLANS_READ))]
 OutcomeReporter = Annotated[ItineraryAccess, Depends(itinerary_access(Scope.CASES_WRITE))]

@@ -868,6 +868,17 @@ class LinkOut(BaseModel):
     page_url: str
 
 
+class OverviewLinkOut(BaseModel):
+    """A signed link to a plan's map and progress for the dispatcher; it expires, can be revoked."""
+
+    link_id: str
+    plan_id: str
+    expires_at: dt.datetime
+    token: str
+    map_url: str
+    progress_url: str
+
+
 class LinksOut(BaseModel):
     """The links given out."""
 

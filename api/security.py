@@ -70,7 +70,11 @@ class LinkError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LinkClaims:
-    """What a collector link grants: one collector's itinerary in one plan, until it expires."""
+    """What a link grants until it expires: one itinerary of one plan, or a plan's overview.
+
+    A collector's link names the collector; a dispatcher's has ``collector_id``
+    ``OVERVIEW`` (empty) and opens the plan's map and progress.
+    """
 
     link_id: str
     plan_id: str
@@ -81,6 +85,10 @@ class LinkClaims:
     def expires(self) -> dt.datetime:
         """Expiry as an aware datetime (UTC)."""
         return dt.datetime.fromtimestamp(self.expires_at, dt.UTC)
+
+
+# The collector id of a dispatcher's link: no collector id is empty.
+OVERVIEW = ""
 
 
 def _b64(data: bytes) -> str:

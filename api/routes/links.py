@@ -1,4 +1,4 @@
-"""Collector links: give out signed, expiring links to a plan's itineraries; revoke one."""
+"""Signed, expiring links: collectors' to their itineraries, the dispatcher's to a plan's map."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fastapi import APIRouter, Body, Path, Request, Response
 
 from api.deps import PlanIdPath, PlansWriter, SettingsDep, StoreDep
 from api.errors import ApiError, not_found, responses
-from api.schemas import LinkOut, LinksIn, LinksOut
-from api.security import new_link, sign_link
+from api.schemas import LinkOut, LinksIn, LinksOut, OverviewLinkOut
+from api.security import OVERVIEW, new_link, sign_link
 
 router = APIRouter(tags=["links"])
 
@@ -65,6 +65,47 @@ def create_links(
             )
         )
     return LinksOut(links=links)
+
+
+@router.post(
+    "/plans/{plan_id}/links/overview",
+    status_code=201,
+    response_model=OverviewLinkOut,
+    responses=responses(400, 401, 403, 404, 413, 422),
+)
+def create_overview_link(
+    plan_id: PlanIdPath,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    _: PlansWriter,
+    body: Annotated[LinksIn | None, Body()] = None,
+) -> OverviewLinkOut:
+    """A link for the dispatcher: the plan's live map and progress, in a plain browser.
+
+    It opens nothing else (no itinerary, no outcome form); it expires and can
+    be revoked like a collector's link.
+    """
+    body = body or LinksIn()
+    if store.get_plan_summary(plan_id) is None:
+        raise not_found("plan", plan_id)
+    if body.collector_ids is not None:
+        raise ApiError(
+            422, "invalid_request", "an overview link is for no collector", field="collector_ids"
+        )
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    ttl_s = body.ttl_s or settings.link_ttl_s
+    claims = new_link(plan_id, OVERVIEW, ttl_s=ttl_s, now=dt.datetime.now(dt.UTC))
+    token = sign_link(claims, request.app.state.link_secret)
+    path = f"{base}/v1/plans/{plan_id}"
+    return OverviewLinkOut(
+        link_id=claims.link_id,
+        plan_id=plan_id,
+        expires_at=claims.expires,
+        token=token,
+        map_url=f"{path}/map?link={token}",
+        progress_url=f"{path}/progress?link={token}",
+    )
 
 
 @router.delete("/links/{link_id}", status_code=204, responses=responses(401, 403, 422))

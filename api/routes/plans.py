@@ -9,7 +9,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import HTMLResponse
 
-from api.deps import Limit, Offset, PlanIdPath, PlansReader, PlansWriter, SettingsDep, StoreDep
+from api.deps import (
+    Limit,
+    Offset,
+    PlanIdPath,
+    PlansReader,
+    PlansWriter,
+    PlanViewer,
+    SettingsDep,
+    StoreDep,
+)
 from api.errors import ApiError, not_found, responses
 from api.pages import overview_html
 from api.planning import resolve_policy
@@ -147,9 +156,8 @@ def read_audit(plan_id: PlanIdPath, store: StoreDep, _: PlansReader) -> AuditOut
     | responses(401, 403, 404, 422),
 )
 def read_overview_map(
-    plan_id: PlanIdPath,
+    plan_id: PlanViewer,
     store: StoreDep,
-    _: PlansReader,
     refresh_s: Annotated[
         int | None, Query(ge=10, le=3600, description="Reload the page this often (seconds).")
     ] = 60,
@@ -157,7 +165,9 @@ def read_overview_map(
     """The dispatcher's map: every route, stop, unassigned and excluded case.
 
     Each stop shows its status (planned, done with the outcome, or missed)
-    and each collector their progress, as of the request.
+    and each collector their progress, as of the request. It opens with an
+    API key, or in a plain browser with the plan's dispatcher link
+    (``POST /v1/plans/{plan_id}/links/overview``).
     """
     stored = store.get_plan(plan_id)
     if stored is None:
@@ -172,7 +182,7 @@ def read_overview_map(
 @router.get(
     "/{plan_id}/progress", response_model=ProgressOut, responses=responses(401, 403, 404, 422)
 )
-def read_progress(plan_id: PlanIdPath, store: StoreDep, _: PlansReader) -> ProgressOut:
+def read_progress(plan_id: PlanViewer, store: StoreDep) -> ProgressOut:
     """Each stop's status (planned, done with its outcome, missed) and each route's progress.
 
     A stop is missed when no outcome is recorded by 30 minutes after its

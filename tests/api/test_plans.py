@@ -224,8 +224,36 @@ def test_a_link_opens_nothing_else(planned):
     for response in (other_collector, other_plan, other_page):
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "forbidden"
-    for path in (f"/v1/plans/{plan_id}", f"/v1/plans/{plan_id}/map", "/v1/cases"):
+    for path in (f"/v1/plans/{plan_id}", "/v1/cases"):
         assert client.get(path, params=token).status_code == 401
+    # The plan's overview takes links, but only the dispatcher's.
+    for path in (f"/v1/plans/{plan_id}/map", f"/v1/plans/{plan_id}/progress"):
+        assert client.get(path, params=token).status_code == 403
+
+
+def test_the_dispatchers_link_opens_the_plans_map_and_progress_only(planned):
+    client, plan_id = planned.client, planned.plan_id
+    created = client.post(f"/v1/plans/{plan_id}/links/overview", headers=ADMIN)
+    assert created.status_code == 201
+    link = created.json()
+    token = {"link": link["token"]}
+
+    page = client.get(_path(link["map_url"]))
+    progress = client.get(_path(link["progress_url"]))
+
+    assert page.status_code == 200 and "dispatch-legend" in page.text
+    assert progress.status_code == 200
+    plan = client.get(f"/v1/plans/{plan_id}", headers=ADMIN).json()
+    routed = {stop["case_id"] for route in plan["routes"] for stop in route["stops"]}
+    assert {stop["case_id"] for stop in progress.json()["stops"]} == routed
+    collector = next(iter(planned.links))
+    assert (
+        client.get(f"/v1/plans/{plan_id}/itineraries/{collector}", params=token).status_code == 403
+    )
+    assert client.get(f"/v1/plans/{'f' * 32}/map", params=token).status_code == 403
+    assert client.get(f"/v1/plans/{plan_id}", params=token).status_code == 401
+    assert client.delete(f"/v1/links/{link['link_id']}", headers=ADMIN).status_code == 204
+    assert client.get(f"/v1/plans/{plan_id}/map", params=token).status_code == 401
 
 
 def test_expired_tampered_and_revoked_links_are_refused(planned):

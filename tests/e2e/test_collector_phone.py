@@ -341,10 +341,13 @@ def test_a_report_whose_answer_was_lost_is_resent_under_the_same_id(service, pho
 
 
 def test_the_dispatchers_map_shows_each_stops_status(service, browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, extra_http_headers=ADMIN)
+    with service.client() as client:
+        link = client.post(f"/v1/plans/{service.plan_id}/links/overview").json()
+    # A plain browser, no key: the dispatcher's link opens the map.
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.route(f"**/{TILE_HOST}/**", lambda route: route.abort("internetdisconnected"))
     try:
-        page, errors = _open(context, f"{service.base_url}/v1/plans/{service.plan_id}/map")
+        page, errors = _open(context, link["map_url"])
         with service.client() as client:
             progress = client.get(f"/v1/plans/{service.plan_id}/progress").json()
         shown = page.eval_on_selector_all(
