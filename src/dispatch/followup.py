@@ -21,8 +21,10 @@ Then availability: "not home" at some time of day makes later plans prefer
 other times. The day is cut into local time bands (``DEFAULT_BANDS``); a band
 is avoided for a case when its visits there found nobody home more often
 than somebody home. The case's own visits decide; a case with none learns
-from visits to cases within ``radius_m`` of it, when at least
-``min_area_visits`` of them found nobody home in the band. An avoided band is
+from the cases within ``radius_m`` of it: a band is avoided when at least
+``min_area_cases`` of them (and more than found somebody home there) avoid it
+by their own visits. One debtor never home says little about the
+neighbours, so one case alone never teaches the area. An avoided band is
 taken out of the case's windows only when some other time stays open; if every
 open time is avoided, the case keeps its windows.
 """
@@ -86,7 +88,7 @@ class AvailabilityParams:
 
     bands: tuple[Band, ...] = DEFAULT_BANDS
     radius_m: float = 300.0
-    min_area_visits: int = 2
+    min_area_cases: int = 2
 
     def __post_init__(self) -> None:
         ordered = sorted(self.bands, key=lambda b: b.start_s)
@@ -95,8 +97,8 @@ class AvailabilityParams:
                 raise ValueError(f"time bands {before} and {after} overlap")
         if self.radius_m < 0:
             raise ValueError(f"radius_m {self.radius_m} is negative")
-        if self.min_area_visits < 1:
-            raise ValueError(f"min_area_visits {self.min_area_visits} is below 1")
+        if self.min_area_cases < 1:
+            raise ValueError(f"min_area_cases {self.min_area_cases} is below 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +252,7 @@ def learn_availability(
             avoided, source = _avoided(own, params.bands, minimum=1), "case"
         else:
             avoided, source = (
-                _avoided(area.around(case), params.bands, params.min_area_visits),
+                _avoided(area.around(case), params.bands, params.min_area_cases),
                 "area",
             )
         if not avoided:
@@ -324,7 +326,11 @@ def _avoided(tally: Tally, bands: Sequence[Band], minimum: int) -> tuple[Band, .
 
 
 class _AreaTallies:
-    """Band tallies summed over the cases with history within a radius of a point."""
+    """Per band, how many cases within a radius avoid it by their own visits, and how many not.
+
+    The tallies it returns count cases, not visits: (cases where nobody was
+    home more often than somebody, the other cases with visits in the band).
+    """
 
     def __init__(
         self,
@@ -348,7 +354,7 @@ class _AreaTallies:
         for index in found:
             for band, (away, home) in self._tallies[self._ids[index]].items():
                 before = summed.get(band, (0, 0))
-                summed[band] = (before[0] + away, before[1] + home)
+                summed[band] = (before[0] + (away > home), before[1] + (away <= home))
         return summed
 
 
@@ -390,9 +396,12 @@ def _subtract(span: tuple[int, int], cut_start: int, cut_end: int) -> list[tuple
 
 
 def _detail(avoided: Sequence[Band], tally: Tally, source: str) -> str:
-    whose = "its own visits" if source == "case" else "visits nearby"
     parts = []
     for band in avoided:
         away, home = tally[band]
-        parts.append(f"{band}: nobody home {away} of {away + home} time(s)")
+        if source == "case":
+            parts.append(f"{band}: nobody home {away} of {away + home} time(s)")
+        else:
+            parts.append(f"{band}: nobody home at {away} of {away + home} case(s) nearby")
+    whose = "its own visits" if source == "case" else "cases nearby"
     return f"avoids {'; '.join(parts)} ({whose})"
