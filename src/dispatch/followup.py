@@ -249,17 +249,15 @@ def learn_availability(
     for case in problem.cases:
         own = tallies.get(case.id)
         if own is not None:
-            avoided, source = _avoided(own, params.bands, minimum=1), "case"
+            tally, source, minimum = own, "case", 1
         else:
-            avoided, source = (
-                _avoided(area.around(case), params.bands, params.min_area_cases),
-                "area",
-            )
+            tally, source, minimum = area.around(case), "area", params.min_area_cases
+        avoided = _avoided(tally, params.bands, minimum)
         if not avoided:
             cases.append(case)
             continue
         windows = _without_bands(problem, case, avoided)
-        detail = _detail(avoided, own if own is not None else area.around(case), source)
+        detail = _detail(avoided, tally, source)
         notes.append(Availability(case.id, avoided, source, detail, applied=bool(windows)))
         cases.append(replace(case, windows=windows) if windows else case)
     return replace(problem, cases=tuple(cases)), tuple(notes)
