@@ -849,11 +849,16 @@ class ItineraryOut(BaseModel):
 # --- links and keys -------------------------------------------------------------------------
 
 
-class LinksIn(_In):
+class OverviewLinkIn(_In):
+    """How long a dispatcher's link lasts."""
+
+    ttl_s: int | None = Field(None, gt=0, le=31 * 24 * 3600, description="Default: settings.")
+
+
+class LinksIn(OverviewLinkIn):
     """Which collectors of a plan get a link (default: every one with stops), and for how long."""
 
     collector_ids: list[Id] | None = Field(None, max_length=1000)
-    ttl_s: int | None = Field(None, gt=0, le=31 * 24 * 3600, description="Default: settings.")
 
 
 class LinkOut(BaseModel):

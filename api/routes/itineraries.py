@@ -6,8 +6,6 @@ and collector, or with an API key.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse
 
@@ -99,17 +97,14 @@ def read_itinerary_page(
     it is back, each under its own id so that none is recorded twice.
     """
     stored = _itinerary(store, access)
-    problem = stored.problem
     cases = [s.case.id for s in stored.itinerary.stops]
-    start = problem.to_datetime(0)
-    end = dt.datetime.combine(problem.date + dt.timedelta(days=1), dt.time(0), problem.tz)
     # What the page shows of a stop already reported: the outcome and when, nothing more.
     reported = {
         o.visit.case_id: {
             "outcome": o.visit.outcome.value,
             "visited_at": o.visit.visited_at.isoformat(),
         }
-        for o in store.outcomes_of_day(access.plan_id, cases, start=start, end=end)
+        for o in store.outcomes_of_day(access.plan_id, stored.problem, cases)
     }
     navigation = parse_navigation(settings.navigation_apps)
     page = collector_html(stored, navigation=navigation, reported=reported)

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Body, Path, Request, Response
 
 from api.deps import PlanIdPath, PlansWriter, SettingsDep, StoreDep
 from api.errors import ApiError, not_found, responses
-from api.schemas import LinkOut, LinksIn, LinksOut, OverviewLinkOut
-from api.security import OVERVIEW, new_link, sign_link
+from api.schemas import LinkOut, LinksIn, LinksOut, OverviewLinkIn, OverviewLinkOut
+from api.security import OVERVIEW, LinkClaims, new_link, sign_link
+from api.settings import Settings
 
 router = APIRouter(tags=["links"])
 
@@ -46,13 +47,10 @@ def create_links(
             f"the plan gives no stops to collector(s) {', '.join(missing)}",
             field="collector_ids",
         )
-    base = (settings.public_url or str(request.base_url)).rstrip("/")
-    now = dt.datetime.now(dt.UTC)
     links = []
     for collector_id in wanted:
-        claims = new_link(plan_id, collector_id, ttl_s=body.ttl_s or settings.link_ttl_s, now=now)
-        token = sign_link(claims, request.app.state.link_secret)
-        path = f"{base}/v1/plans/{plan_id}/itineraries/{quote(collector_id)}"
+        claims, token, plan_url = _issue(request, settings, plan_id, collector_id, body.ttl_s)
+        path = f"{plan_url}/itineraries/{quote(collector_id)}"
         links.append(
             LinkOut(
                 link_id=claims.link_id,
@@ -79,25 +77,17 @@ def create_overview_link(
     store: StoreDep,
     settings: SettingsDep,
     _: PlansWriter,
-    body: Annotated[LinksIn | None, Body()] = None,
+    body: Annotated[OverviewLinkIn | None, Body()] = None,
 ) -> OverviewLinkOut:
     """A link for the dispatcher: the plan's live map and progress, in a plain browser.
 
     It opens nothing else (no itinerary, no outcome form); it expires and can
     be revoked like a collector's link.
     """
-    body = body or LinksIn()
     if store.get_plan_summary(plan_id) is None:
         raise not_found("plan", plan_id)
-    if body.collector_ids is not None:
-        raise ApiError(
-            422, "invalid_request", "an overview link is for no collector", field="collector_ids"
-        )
-    base = (settings.public_url or str(request.base_url)).rstrip("/")
-    ttl_s = body.ttl_s or settings.link_ttl_s
-    claims = new_link(plan_id, OVERVIEW, ttl_s=ttl_s, now=dt.datetime.now(dt.UTC))
-    token = sign_link(claims, request.app.state.link_secret)
-    path = f"{base}/v1/plans/{plan_id}"
+    ttl_s = body.ttl_s if body is not None else None
+    claims, token, path = _issue(request, settings, plan_id, OVERVIEW, ttl_s)
     return OverviewLinkOut(
         link_id=claims.link_id,
         plan_id=plan_id,
@@ -106,6 +96,18 @@ def create_overview_link(
         map_url=f"{path}/map?link={token}",
         progress_url=f"{path}/progress?link={token}",
     )
+
+
+def _issue(
+    request: Request, settings: Settings, plan_id: str, collector_id: str, ttl_s: int | None
+) -> tuple[LinkClaims, str, str]:
+    """A new link's claims, its signed token, and the plan's URL the link's paths start from."""
+    claims = new_link(
+        plan_id, collector_id, ttl_s=ttl_s or settings.link_ttl_s, now=dt.datetime.now(dt.UTC)
+    )
+    token = sign_link(claims, request.app.state.link_secret)
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    return claims, token, f"{base}/v1/plans/{plan_id}"
 
 
 @router.delete("/links/{link_id}", status_code=204, responses=responses(401, 403, 422))

@@ -197,12 +197,10 @@ def read_progress(plan_id: PlanViewer, store: StoreDep) -> ProgressOut:
 def day_progress(store: Store, plan_id: str, problem: Problem, plan: Plan) -> Progress:
     """A stored plan's progress now, from the outcomes recorded for its cases."""
     cases = [stop.case_id for route in plan.routes for stop in route.stops]
-    start = problem.to_datetime(0)
-    end = dt.datetime.combine(problem.date + dt.timedelta(days=1), dt.time(0), problem.tz)
     reported = [
         ReportedVisit(
             o.visit, o.plan_id, o.details.checkin is not None and o.details.checkin.far_from_address
         )
-        for o in store.outcomes_of_day(plan_id, cases, start=start, end=end)
+        for o in store.outcomes_of_day(plan_id, problem, cases)
     ]
     return track_progress(problem, plan, reported, plan_id=plan_id, now=dt.datetime.now(dt.UTC))

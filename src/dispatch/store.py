@@ -1093,12 +1093,15 @@ class Store:
             return _page(session, query, order, limit, offset, _outcome_record)
 
     def outcomes_of_day(
-        self, plan_id: str, case_ids: Iterable[str], *, start: dt.datetime, end: dt.datetime
+        self, plan_id: str, problem: Problem, case_ids: Iterable[str]
     ) -> tuple[StoredOutcome, ...]:
-        """Outcomes of a plan's cases reported on the plan, or without a plan in ``[start, end)``.
+        """Outcomes of a plan's cases reported on the plan, or without a plan on its day.
 
         Oldest visit first: what the day's progress is judged from.
         """
+        start = problem.to_datetime(0)
+        following = problem.date + dt.timedelta(days=1)
+        end = dt.datetime.combine(following, dt.time(0), problem.tz)
         found: list[StoredOutcome] = []
         with self._read() as session:
             for chunk in _chunks(sorted(set(case_ids))):
