@@ -102,9 +102,14 @@ def test_day_two_follows_the_outcomes_of_day_one(database_url, cache_dir):
         assert held[disputed]["detail"].startswith("FLAG") and "dispute" in held[disputed]["detail"]
         # Paid in full: closed.
         assert held[paid]["reason"] == "CASE_CLOSED"
-        # Nobody home in the morning: visited again, but not in the morning.
+        # Nobody home in the morning: visited again, but not in the morning; the morning is
+        # gone from the times it may be visited in, not just missed by chance.
         start = dt.datetime.fromisoformat(second["stop_by_case"][away]["start"])
         assert start.astimezone(HELSINKI).time() >= dt.time(12, 0)
+        route = second["stop_by_case"][away]["route"]
+        day = client.get(f"/v1/plans/{second['id']}/itineraries/{route}", headers=ADMIN).json()
+        (stop,) = [s for s in day["stops"] if s["case_id"] == away]
+        assert stop["windows"] and all(w >= "12:00" for w in stop["windows"])
         # Nothing else changed: every other case is on a route again.
         assert set(others) <= set(second["stop_by_case"])
         assert set(held) == {promised, moved, disputed, paid}
